@@ -1,0 +1,81 @@
+// swift-tools-version:6.2
+//
+// Trellis: an Airflow-style DAG orchestrator for Kubernetes.
+// Module layout and dependency rules: docs/architecture.md.
+
+import PackageDescription
+
+/// Settings every Swift target of ours shares: Swift 6 language mode is the
+/// package default; these upcoming features keep imports and existentials
+/// explicit.
+let strictSwift: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "Trellis",
+    platforms: [.macOS(.v15)],
+    products: [],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+    ],
+    targets: [
+        // MARK: System libraries (Debian packages installed by scripts/setup)
+
+        .systemLibrary(
+            name: "CLibPQ",
+            pkgConfig: "libpq",
+            providers: [.apt(["libpq-dev"])]
+        ),
+        .systemLibrary(
+            name: "CLibCurl",
+            pkgConfig: "libcurl",
+            providers: [.apt(["libcurl4-openssl-dev"])]
+        ),
+        .systemLibrary(
+            name: "CProtobufC",
+            pkgConfig: "libprotobuf-c",
+            providers: [.apt(["libprotobuf-c-dev"])]
+        ),
+
+        // MARK: Protocol messages
+
+        /// swift-protobuf code generated from proto/ by scripts/generate-proto.
+        .target(
+            name: "TrellisProto",
+            dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")]
+        ),
+
+        // MARK: Executor plugin SDK (C)
+
+        /// The C side of the executor plugin ABI: protobuf-c code generated from
+        /// the messages that cross it.
+        .target(
+            name: "TrellisPluginSDK",
+            dependencies: ["CProtobufC"],
+            path: "plugins/sdk",
+            sources: ["src"],
+            publicHeadersPath: "include",
+            linkerSettings: [.linkedLibrary("protobuf-c")]
+        ),
+
+        // MARK: Tests
+
+        /// Proves each system library is installed and usable from Swift.
+        .testTarget(
+            name: "SystemLibraryTests",
+            dependencies: [
+                "CLibPQ",
+                "CLibCurl",
+                "TrellisPluginSDK",
+                "TrellisProto",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: strictSwift
+        ),
+    ]
+)

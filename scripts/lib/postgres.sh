@@ -1,0 +1,65 @@
+# Throwaway PostgreSQL clusters for tests, the demo and benchmarks.
+# Source this file, then:
+#   pg_cluster_start DIR   initdb into DIR (created, must not exist or be empty),
+#                          start on a free loopback port; sets PG_CLUSTER_URL,
+#                          PG_CLUSTER_PORT, PG_CLUSTER_DIR, PG_BINDIR
+#   pg_cluster_stop        stop it and remove DIR (safe to call twice)
+#   pg_as_owner CMD...     run CMD as the cluster's owner (postgres when root)
+# PostgreSQL refuses to run as root, so as root the cluster belongs to the
+# `postgres` user; otherwise to the caller.
+
+PG_BINDIR=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+PG_CLUSTER_DIR=""
+PG_CLUSTER_URL=""
+PG_CLUSTER_PORT=""
+
+pg_as_owner() {
+    if [ "$(id -u)" -eq 0 ]; then
+        runuser -u postgres -- "$@"
+    else
+        "$@"
+    fi
+}
+
+# True when nothing listens on 127.0.0.1:$1.
+_pg_port_is_free() {
+    ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+pg_cluster_start() {
+    local dir=$1
+    [ -x "$PG_BINDIR/initdb" ] || { echo "postgres: no PostgreSQL server binaries under /usr/lib/postgresql (run scripts/setup)" >&2; return 1; }
+    mkdir -p "$dir"
+    [ "$(id -u)" -eq 0 ] && chown postgres: "$dir"
+    PG_CLUSTER_DIR=$dir
+    pg_as_owner "$PG_BINDIR/initdb" -D "$dir/data" -A trust -U postgres --no-sync -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 \
+        || { cat "$dir/initdb.log" >&2; return 1; }
+    mkdir -p "$dir/socket"
+    [ "$(id -u)" -eq 0 ] && chown postgres: "$dir/socket"
+
+    local port attempt
+    for attempt in 1 2 3 4 5 6 7 8 9 10; do
+        port=$((20000 + RANDOM % 20000))
+        _pg_port_is_free "$port" || continue
+        if pg_as_owner "$PG_BINDIR/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
+            -o "-p $port -k $dir/socket -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300" start >/dev/null; then
+            PG_CLUSTER_PORT=$port
+            PG_CLUSTER_URL="postgresql://postgres@127.0.0.1:$port/postgres"
+            return 0
+        fi
+    done
+    echo "postgres: could not start a cluster in $dir; server log:" >&2
+    cat "$dir/server.log" >&2 2>/dev/null
+    return 1
+}
+
+pg_cluster_stop() {
+    [ -n "$PG_CLUSTER_DIR" ] || return 0
+    if [ -f "$PG_CLUSTER_DIR/data/postmaster.pid" ]; then
+        pg_as_owner "$PG_BINDIR/pg_ctl" -D "$PG_CLUSTER_DIR/data" -m fast -w -t 30 stop >/dev/null 2>&1 \
+            || pg_as_owner "$PG_BINDIR/pg_ctl" -D "$PG_CLUSTER_DIR/data" -m immediate -w stop >/dev/null 2>&1 \
+            || true
+    fi
+    rm -rf "$PG_CLUSTER_DIR"
+    PG_CLUSTER_DIR=""
+}
