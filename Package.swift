@@ -20,6 +20,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         // MARK: System libraries (Debian packages installed by scripts/setup)
@@ -48,6 +49,16 @@ let package = Package(
             dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")]
         ),
 
+        // MARK: Domain
+
+        /// The pure heart of Trellis: DAG files, validation, schedules, the
+        /// task-instance state machine and scheduling decisions. No I/O.
+        .target(
+            name: "TrellisCore",
+            dependencies: ["TrellisProto", .product(name: "Yams", package: "Yams")],
+            swiftSettings: strictSwift
+        ),
+
         // MARK: Executor plugin SDK (C)
 
         /// The C side of the executor plugin ABI: protobuf-c code generated from
@@ -62,6 +73,13 @@ let package = Package(
         ),
 
         // MARK: Tests
+
+        .testTarget(
+            name: "TrellisCoreTests",
+            dependencies: ["TrellisCore", "TrellisProto"],
+            resources: [.copy("Resources")],
+            swiftSettings: strictSwift
+        ),
 
         /// Proves each system library is installed and usable from Swift.
         .testTarget(
