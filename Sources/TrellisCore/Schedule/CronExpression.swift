@@ -24,6 +24,12 @@ public import Foundation
 ///   transition instant (the first instant after the gap), and all of that
 ///   gap's fires collapse into that one fire — unless the hour field covers
 ///   all 24 hours (`30 * * * *`), in which case they are skipped.
+///
+/// Airflow 2 itself (`airflow/timetables/_cron.py`, `CronMixin._get_next`)
+/// runs croniter on naive local times and localizes the result afterwards,
+/// so at DST edges Airflow's own runs can differ from these: it fires once in
+/// an overlap (the second pass) and moves a nonexistent time by the length
+/// of the gap rather than to the transition instant.
 public struct CronExpression: Sendable, Hashable, CustomStringConvertible {
     /// The expression as the user wrote it (trimmed), e.g. `@daily`; for display.
     public let text: String
