@@ -210,12 +210,3 @@ enum CronField: CaseIterable {
         return mask
     }
 }
-
-extension String {
-    func trimmingWhitespace() -> String {
-        var slice = self[...]
-        while let first = slice.first, first.isWhitespace { slice.removeFirst() }
-        while let last = slice.last, last.isWhitespace { slice.removeLast() }
-        return String(slice)
-    }
-}
