@@ -16,11 +16,15 @@ let strictSwift: [SwiftSetting] = [
 let package = Package(
     name: "Trellis",
     platforms: [.macOS(.v15)],
-    products: [],
+    products: [
+        .executable(name: "trellis", targets: ["trellis"]),
+        .executable(name: "trellis-bench", targets: ["TrellisBench"]),
+    ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     ],
     targets: [
         // MARK: System libraries (Debian packages installed by scripts/setup)
@@ -56,6 +60,25 @@ let package = Package(
         .target(
             name: "TrellisCore",
             dependencies: ["TrellisProto", .product(name: "Yams", package: "Yams")],
+            swiftSettings: strictSwift
+        ),
+
+        // MARK: Executables
+
+        /// The thin client.
+        .executableTarget(
+            name: "trellis",
+            dependencies: [
+                "TrellisCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strictSwift
+        ),
+
+        /// The benchmarks behind scripts/bench (release builds only).
+        .executableTarget(
+            name: "TrellisBench",
+            dependencies: ["TrellisCore"],
             swiftSettings: strictSwift
         ),
 
