@@ -1,0 +1,38 @@
+import Foundation
+
+/// One benchmark figure, printed as `NAME VALUE UNIT`.
+struct Measurement {
+    var name: String
+    var value: Double
+    var unit: String
+
+    var line: String {
+        let formatted = value >= 100 || value == value.rounded() ? String(format: "%.0f", value) : String(format: "%.4g", value)
+        return "\(name) \(formatted) \(unit)"
+    }
+}
+
+/// The benchmark runner behind `scripts/bench NAME`. Built in release mode;
+/// prints one line per figure.
+@main
+struct TrellisBench {
+    static func benchmark(named name: String) -> (() throws -> [Measurement])? {
+        switch name {
+        case "core": CoreBenchmark.run
+        default: nil
+        }
+    }
+
+    static let names = ["core"]
+
+    static func main() throws {
+        let arguments = CommandLine.arguments.dropFirst()
+        guard let name = arguments.first, let benchmark = benchmark(named: name) else {
+            FileHandle.standardError.write(Data("usage: trellis-bench NAME (one of: \(names.joined(separator: ", ")))\n".utf8))
+            exit(2)
+        }
+        for measurement in try benchmark() {
+            print(measurement.line)
+        }
+    }
+}
