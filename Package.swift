@@ -89,7 +89,7 @@ let package = Package(
         .target(
             name: "TrellisPluginSDK",
             dependencies: ["CProtobufC"],
-            path: "plugins/sdk",
+            path: "plugins/c-sdk",
             sources: ["src"],
             publicHeadersPath: "include",
             linkerSettings: [.linkedLibrary("protobuf-c")]

@@ -17,10 +17,7 @@ import Testing
     }
 
     static func loadRows() throws -> [Row] {
-        let url = try #require(
-            Bundle.module.url(forResource: "Resources/cron_reference", withExtension: "tsv")
-                ?? Bundle.module.resourceURL?.appendingPathComponent("Resources/cron_reference.tsv"))
-        let text = try String(contentsOf: url, encoding: .utf8)
+        let text = try TestResources.read("cron_reference.tsv")
         var rows: [Row] = []
         for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             if line.isEmpty || line.hasPrefix("#") || line.hasPrefix("expression\t") { continue }
