@@ -19,6 +19,10 @@ let package = Package(
     products: [
         .executable(name: "trellis", targets: ["trellis"]),
         .executable(name: "trellis-bench", targets: ["TrellisBench"]),
+        /// The C test executor plugin (c-instant), loaded by tests and benchmarks.
+        .library(name: "trellis-executor-c-instant", type: .dynamic, targets: ["TrellisTestExecutor"]),
+        /// Deliberately broken plugins for the plugin loader's tests.
+        .library(name: "trellis-executor-broken", type: .dynamic, targets: ["TrellisBrokenExecutor"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
@@ -63,6 +67,15 @@ let package = Package(
             swiftSettings: strictSwift
         ),
 
+        // MARK: Control plane
+
+        /// trellisd's insides: so far the executor plugin host.
+        .target(
+            name: "TrellisControlPlane",
+            dependencies: ["TrellisCore", "TrellisProto", "TrellisPluginABI"],
+            swiftSettings: strictSwift
+        ),
+
         // MARK: Executables
 
         /// The thin client.
@@ -82,10 +95,14 @@ let package = Package(
             swiftSettings: strictSwift
         ),
 
-        // MARK: Executor plugin SDK (C)
+        // MARK: Executor plugins
 
-        /// The C side of the executor plugin ABI: protobuf-c code generated from
-        /// the messages that cross it.
+        /// The executor plugin ABI: one C header, shared by the host and every
+        /// plugin (and nothing else, so no Swift module is ever linked twice).
+        .systemLibrary(name: "TrellisPluginABI", path: "plugins/c-sdk/abi"),
+
+        /// The C SDK for executor plugins: the ABI header plus protobuf-c code
+        /// generated from the messages that cross it.
         .target(
             name: "TrellisPluginSDK",
             dependencies: ["CProtobufC"],
@@ -95,8 +112,28 @@ let package = Package(
             linkerSettings: [.linkedLibrary("protobuf-c")]
         ),
 
+        /// c-instant, the C executor plugin tests and benchmarks load.
+        .target(
+            name: "TrellisTestExecutor",
+            dependencies: ["TrellisPluginSDK"],
+            path: "plugins/c-test-executor"
+        ),
+
+        /// Broken plugins, one fault per file name, for the loader's tests.
+        .target(
+            name: "TrellisBrokenExecutor",
+            path: "plugins/c-broken-executor",
+            cSettings: [.headerSearchPath("../c-sdk/include")],
+            linkerSettings: [.linkedLibrary("dl")]
+        ),
+
         // MARK: Tests
 
+        .testTarget(
+            name: "TrellisControlPlaneTests",
+            dependencies: ["TrellisControlPlane", "TrellisCore", "TrellisProto"],
+            swiftSettings: strictSwift
+        ),
         .testTarget(
             name: "TrellisCoreTests",
             dependencies: ["TrellisCore", "TrellisProto"],

@@ -26,6 +26,12 @@ public enum BuiltInExecutor: String, CaseIterable, Sendable {
         case process
     }
 
+    /// Why `name` cannot name an executor (DAG files and plugins share the
+    /// rule: an RFC 1123 label), or nil.
+    public static func nameProblem(_ name: String) -> String? {
+        KubernetesNames.dns1123LabelProblem(name)
+    }
+
     public var specKind: SpecKind {
         switch self {
         case .podPerTask: .pod

@@ -64,7 +64,7 @@ struct TaskResolver {
 
         let executor = executorName(fields, nil)
         if let executor {
-            if let problem = KubernetesNames.dns1123LabelProblem(executor.value) {
+            if let problem = BuiltInExecutor.nameProblem(executor.value) {
                 report(executor.mark, "executor", "'\(executor.value)' is not a valid executor name: \(problem)")
             }
             spec.executor = executor.value
