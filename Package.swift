@@ -72,7 +72,10 @@ let package = Package(
         /// trellisd's insides: so far the executor plugin host.
         .target(
             name: "TrellisControlPlane",
-            dependencies: ["TrellisCore", "TrellisProto", "TrellisPluginABI"],
+            dependencies: [
+                "TrellisCore", "TrellisProto", "TrellisPluginABI",
+                .product(name: "Yams", package: "Yams"),
+            ],
             swiftSettings: strictSwift
         ),
 

@@ -160,19 +160,6 @@ import TrellisProto
         try fixture.loadInstant()
         #expect(fixture.collector.logLines.contains("c-instant info c-instant executor ready"))
     }
-
-    @Test func environmentSettingsBecomeTheExecutorsJSON() {
-        let json = ExecutorEnvironmentSettings.json(for: "pod-per-task", environment: [
-            "TRELLIS__EXECUTOR__POD_PER_TASK__NAMESPACE": "jobs",
-            "TRELLIS__EXECUTOR__POD_PER_TASK__IN_CLUSTER": "true",
-            "TRELLIS__EXECUTOR__POD_PER_TASK__RUN_AS_USER": "50000",
-            "TRELLIS__EXECUTOR__POD_PER_TASK__NOTE": "say \"hi\"",
-            "TRELLIS__EXECUTOR__PERSISTENT_POOL__NAMESPACE": "other",
-            "TRELLIS__EXECUTOR__POD_PER_TASK__": "ignored",
-            "PATH": "/usr/bin",
-        ])
-        #expect(json == #"{"in_cluster":true,"namespace":"jobs","note":"say \"hi\"","run_as_user":50000}"#)
-    }
 }
 
 // MARK: - Fixtures

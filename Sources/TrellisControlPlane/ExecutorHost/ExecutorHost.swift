@@ -150,38 +150,3 @@ public final class ExecutorHost: Sendable {
         return instance
     }
 }
-
-/// Per-executor settings from the environment, in the style of Airflow's
-/// `AIRFLOW__SECTION__KEY`: `TRELLIS__EXECUTOR__<NAME>__<KEY>=value`, where
-/// NAME is the executor name upper-cased with '-' as '_' and KEY is
-/// lower-cased into the JSON object the plugin receives.
-public enum ExecutorEnvironmentSettings {
-    public static func json(for executor: String, environment: [String: String]) -> String {
-        let prefix = "TRELLIS__EXECUTOR__" + executor.uppercased().replacingOccurrences(of: "-", with: "_") + "__"
-        let pairs = environment.filter { $0.key.hasPrefix(prefix) && $0.key.count > prefix.count }
-            .map { (key: String($0.key.dropFirst(prefix.count)).lowercased(), value: $0.value) }
-            .sorted { $0.key < $1.key }
-        let members = pairs.map { "\(quote($0.key)):\(literal($0.value))" }
-        return "{" + members.joined(separator: ",") + "}"
-    }
-
-    /// true, false and integers become JSON literals; anything else a string.
-    private static func literal(_ value: String) -> String {
-        if value == "true" || value == "false" { return value }
-        if let number = Int64(value) { return String(number) }
-        return quote(value)
-    }
-
-    private static func quote(_ text: String) -> String {
-        var output = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": output += "\\\""
-            case "\\": output += "\\\\"
-            case _ where scalar.value < 0x20: output += String(format: "\\u%04x", scalar.value)
-            default: output.unicodeScalars.append(scalar)
-            }
-        }
-        return output + "\""
-    }
-}

@@ -65,7 +65,7 @@ struct TaskResolver {
         let executor = executorName(fields, nil)
         if let executor {
             if let problem = BuiltInExecutor.nameProblem(executor.value) {
-                report(executor.mark, "executor", "'\(executor.value)' is not a valid executor name: \(problem)")
+                report(executor.mark, "executor", "is not a valid executor name: \(problem)")
             }
             spec.executor = executor.value
         }

@@ -263,8 +263,8 @@ extension Node {
 }
 
 /// The candidate closest to `word` by edit distance, if close enough to be a
-/// plausible typo (`retires` → `retries`).
-func closestMatch(_ word: String, in candidates: [String]) -> String? {
+/// plausible typo (`retires` → `retries`): for "did you mean" in messages.
+public func closestMatch(_ word: String, in candidates: [String]) -> String? {
     let limit = max(1, min(3, word.count / 3))
     var best: (String, Int)?
     for candidate in candidates {
