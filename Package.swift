@@ -63,6 +63,22 @@ let package = Package(
             swiftSettings: strictSwift
         ),
 
+        // MARK: Wire protocol
+
+        /// The length-prefixed protobuf RPC protocol: framing, handshake and
+        /// call state machines, server and client.
+        .target(
+            name: "TrellisWire",
+            dependencies: [
+                "TrellisProto",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            swiftSettings: strictSwift
+        ),
+
         // MARK: Executables
 
         /// The thin client.
@@ -78,7 +94,13 @@ let package = Package(
         /// The benchmarks behind scripts/bench (release builds only).
         .executableTarget(
             name: "TrellisBench",
-            dependencies: ["TrellisCore"],
+            dependencies: [
+                "TrellisCore",
+                "TrellisWire",
+                "TrellisProto",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
             swiftSettings: strictSwift
         ),
 
@@ -101,6 +123,19 @@ let package = Package(
             name: "TrellisCoreTests",
             dependencies: ["TrellisCore", "TrellisProto"],
             resources: [.copy("Resources")],
+            swiftSettings: strictSwift
+        ),
+
+        .testTarget(
+            name: "TrellisWireTests",
+            dependencies: [
+                "TrellisWire",
+                "TrellisProto",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOTestUtils", package: "swift-nio"),
+            ],
             swiftSettings: strictSwift
         ),
 
