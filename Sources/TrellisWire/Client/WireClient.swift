@@ -226,6 +226,6 @@ public final class WireClient: Sendable {
         let welcome = try await channel.eventLoop.flatSubmit { () -> EventLoopFuture<Trellis_V1_Welcome?> in
             handler.value.handshake.futureResult.map { handler.value.welcome }
         }.get()
-        return WireConnection(channel: channel, handler: handler.value, peer: nil, welcome: welcome)
+        return WireConnection(channel: channel, handler: handler, peer: nil, welcome: welcome)
     }
 }

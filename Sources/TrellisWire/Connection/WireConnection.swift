@@ -17,9 +17,9 @@ public final class WireConnection: Sendable {
     /// What the server said in its Welcome (client side); nil on the server.
     public let welcome: Trellis_V1_Welcome?
 
-    init(channel: any Channel, handler: WireConnectionHandler, peer: WireIdentity?, welcome: Trellis_V1_Welcome?) {
+    init(channel: any Channel, handler: NIOLoopBound<WireConnectionHandler>, peer: WireIdentity?, welcome: Trellis_V1_Welcome?) {
         self.channel = channel
-        self.handler = NIOLoopBound(handler, eventLoop: channel.eventLoop)
+        self.handler = handler
         self.peer = peer
         self.welcome = welcome
     }

@@ -130,6 +130,7 @@ final class WireConnectionHandler: ChannelDuplexHandler {
             let channel = context.channel
             context.writeAndFlush(wrapOutboundOut(frame)).whenComplete { _ in channel.close(promise: nil) }
         case .close:
+            flushIfNeeded()
             context.close(promise: nil)
         case .authenticate(let hello):
             guard let acceptor else { return }
@@ -312,7 +313,10 @@ final class WireConnectionHandler: ChannelDuplexHandler {
     }
 
     private func closeIfDrained() {
-        if machine.isDrained { context?.close(promise: nil) }
+        guard machine.isDrained, let context else { return }
+        // Flush the last answers first: closing drops unflushed writes.
+        flushIfNeeded()
+        context.close(promise: nil)
     }
 
     // MARK: Calls we make

@@ -113,7 +113,7 @@ public final class WireServer: Sendable {
         }
         if let onConnection {
             handler.handshake.futureResult.whenSuccess {
-                onConnection(WireConnection(channel: channel, handler: loopBound.value, peer: loopBound.value.identity, welcome: nil))
+                onConnection(WireConnection(channel: channel, handler: loopBound, peer: loopBound.value.identity, welcome: nil))
             }
         }
     }
