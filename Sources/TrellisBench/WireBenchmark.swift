@@ -84,7 +84,7 @@ enum WireBenchmark {
         let rate = try await withThrowingTaskGroup(of: Void.self) { tasks -> Double in
             for connection in connections {
                 for _ in 0..<shape.inFlight {
-                    tasks.addTask {
+                    tasks.addTask(executorPreference: connection.taskExecutor) {
                         while !counter.stop.load(ordering: .relaxed) {
                             _ = try await connection.unary(method, payload)
                             counter.calls.add(1, ordering: .relaxed)

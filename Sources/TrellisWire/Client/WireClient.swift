@@ -25,6 +25,9 @@ public struct WireClientConfiguration: Sendable {
     public var idleTimeout: TimeAmount?
     /// How often deadlines and keepalive are checked.
     public var tickInterval: TimeAmount = .milliseconds(100)
+    /// Run the handlers of `services` on the connection's event loop (see
+    /// `WireServerConfiguration.handlersOnEventLoop`).
+    public var handlersOnEventLoop = true
     /// Calls the server may have open on this client at once.
     public var maximumConcurrentCalls: Int = 10_000
 
@@ -208,6 +211,7 @@ public final class WireClient: Sendable {
                             hello: hello,
                             acceptor: nil,
                             tickInterval: configuration.tickInterval,
+                            handlersOnEventLoop: configuration.handlersOnEventLoop,
                             eventLoop: channel.eventLoop,
                             onGoAway: onGoAway
                         )

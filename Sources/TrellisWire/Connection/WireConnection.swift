@@ -16,10 +16,15 @@ public final class WireConnection: Sendable {
     public let peer: WireIdentity?
     /// What the server said in its Welcome (client side); nil on the server.
     public let welcome: Trellis_V1_Welcome?
+    /// Runs tasks on this connection's event loop: callers making many small
+    /// calls can use it as their executor preference to save a thread hop
+    /// per call (see `EventLoopTaskExecutor`).
+    public let taskExecutor: EventLoopTaskExecutor
 
     init(channel: any Channel, handler: NIOLoopBound<WireConnectionHandler>, peer: WireIdentity?, welcome: Trellis_V1_Welcome?) {
         self.channel = channel
         self.handler = handler
+        self.taskExecutor = EventLoopTaskExecutor(eventLoop: channel.eventLoop)
         self.peer = peer
         self.welcome = welcome
     }
@@ -35,9 +40,15 @@ public final class WireConnection: Sendable {
         let eventLoop = self.eventLoop
         let amount = timeout.map(TimeAmount.init)
         return try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { continuation in
-                eventLoop.execute {
+            try await withUnsafeThrowingContinuation { continuation in
+                // Callers on the connection's own event loop (see
+                // `taskExecutor`) start the call without a hop.
+                if eventLoop.inEventLoop {
                     handler.value.startUnary(method, payload, timeout: amount, handle: handle, continuation: continuation)
+                } else {
+                    eventLoop.execute {
+                        handler.value.startUnary(method, payload, timeout: amount, handle: handle, continuation: continuation)
+                    }
                 }
             }
         } onCancel: {

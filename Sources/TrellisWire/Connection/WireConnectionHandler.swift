@@ -22,11 +22,15 @@ final class WireConnectionHandler: ChannelDuplexHandler {
     private let hello: Trellis_V1_Hello?
     private let acceptor: AcceptorSetup?
     private let tickInterval: TimeAmount
+    /// Where method handlers run: the connection's event loop, or (nil) the
+    /// global concurrent executor.
+    private let handlerExecutor: EventLoopTaskExecutor?
     private let now: @Sendable () -> NIODeadline
 
     private var context: ChannelHandlerContext?
     private var tickTask: RepeatedTask?
     private var flushScheduled = false
+    private var readBurstNow: NIODeadline?
     private(set) var identity: WireIdentity?
     private(set) var welcome: Trellis_V1_Welcome?
     /// Succeeds when the handshake completes, fails if it does not.
@@ -34,7 +38,7 @@ final class WireConnectionHandler: ChannelDuplexHandler {
 
     private var handlerTasks: [UInt64: Task<Void, Never>] = [:]
     private var waitingStreamItems: [UInt64: (Data, EventLoopPromise<Void>)] = [:]
-    private var unaryCallers: [UInt64: CheckedContinuation<Data, any Error>] = [:]
+    private var unaryCallers: [UInt64: UnsafeContinuation<Data, any Error>] = [:]
     private var streamCallers: [UInt64: AsyncThrowingStream<Data, any Error>.Continuation] = [:]
     private var onGoAway: (@Sendable () -> Void)?
 
@@ -45,6 +49,7 @@ final class WireConnectionHandler: ChannelDuplexHandler {
         hello: Trellis_V1_Hello?,
         acceptor: AcceptorSetup?,
         tickInterval: TimeAmount,
+        handlersOnEventLoop: Bool = true,
         eventLoop: any EventLoop,
         now: @escaping @Sendable () -> NIODeadline = { .now() },
         onGoAway: (@Sendable () -> Void)? = nil
@@ -54,6 +59,7 @@ final class WireConnectionHandler: ChannelDuplexHandler {
         self.hello = hello
         self.acceptor = acceptor
         self.tickInterval = tickInterval
+        self.handlerExecutor = handlersOnEventLoop ? EventLoopTaskExecutor(eventLoop: eventLoop) : nil
         self.now = now
         self.handshake = eventLoop.makePromise()
         self.onGoAway = onGoAway
@@ -90,10 +96,14 @@ final class WireConnectionHandler: ChannelDuplexHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
-        perform(machine.receive(frame, now: now()))
+        // One clock read per read burst: liveness needs no finer time.
+        let now = readBurstNow ?? self.now()
+        readBurstNow = now
+        perform(machine.receive(frame, now: now))
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
+        readBurstNow = nil
         flushIfNeeded()
         context.fireChannelReadComplete()
     }
@@ -218,9 +228,9 @@ final class WireConnectionHandler: ChannelDuplexHandler {
         let payload = request.payload
         switch method {
         case .unary(let body):
-            handlerTasks[id] = Self.spawnUnary(id, body, payload, callContext, eventLoop, loopBound)
+            handlerTasks[id] = Self.spawnUnary(id, body, payload, callContext, eventLoop, loopBound, handlerExecutor)
         case .serverStreaming(let body):
-            handlerTasks[id] = Self.spawnStream(id, body, payload, callContext, eventLoop, loopBound)
+            handlerTasks[id] = Self.spawnStream(id, body, payload, callContext, eventLoop, loopBound, handlerExecutor)
         }
     }
 
@@ -230,11 +240,16 @@ final class WireConnectionHandler: ChannelDuplexHandler {
         _ payload: Data,
         _ callContext: WireCallContext,
         _ eventLoop: any EventLoop,
-        _ loopBound: NIOLoopBound<WireConnectionHandler>
+        _ loopBound: NIOLoopBound<WireConnectionHandler>,
+        _ executor: EventLoopTaskExecutor?
     ) -> Task<Void, Never> {
-        Task {
+        Task(executorPreference: executor) {
             let result = await run { try await body(payload, callContext) }
-            eventLoop.execute { loopBound.value.finishUnary(id, result) }
+            if eventLoop.inEventLoop {
+                loopBound.value.finishUnary(id, result)
+            } else {
+                eventLoop.execute { loopBound.value.finishUnary(id, result) }
+            }
         }
     }
 
@@ -244,14 +259,15 @@ final class WireConnectionHandler: ChannelDuplexHandler {
         _ payload: Data,
         _ callContext: WireCallContext,
         _ eventLoop: any EventLoop,
-        _ loopBound: NIOLoopBound<WireConnectionHandler>
+        _ loopBound: NIOLoopBound<WireConnectionHandler>,
+        _ executor: EventLoopTaskExecutor?
     ) -> Task<Void, Never> {
         let writer = WireStreamWriter { item in
             let promise = eventLoop.makePromise(of: Void.self)
             eventLoop.execute { loopBound.value.sendStreamItem(id, item, promise) }
             try await promise.futureResult.get()
         }
-        return Task {
+        return Task(executorPreference: executor) {
             let result = await run { try await body(payload, callContext, writer) }
             let status: Trellis_V1_Status
             switch result {
@@ -321,7 +337,7 @@ final class WireConnectionHandler: ChannelDuplexHandler {
 
     // MARK: Calls we make
 
-    func startUnary(_ method: String, _ payload: Data, timeout: TimeAmount?, handle: CallHandle, continuation: CheckedContinuation<Data, any Error>) {
+    func startUnary(_ method: String, _ payload: Data, timeout: TimeAmount?, handle: CallHandle, continuation: UnsafeContinuation<Data, any Error>) {
         guard !handle.cancelled else {
             continuation.resume(throwing: WireError(.cancelled, "the call was cancelled before it started"))
             return

@@ -1,3 +1,4 @@
+import Foundation
 public import NIOCore
 public import TrellisProto
 
@@ -46,7 +47,10 @@ public struct FrameDecoder: ByteToMessageDecoder, Sendable {
         let body = buffer.readSlice(length: Int(length))!
         do {
             return try body.withUnsafeReadableBytes { bytes in
-                try Trellis_V1_Frame(serializedBytes: Array(bytes))
+                // No copy: the decoded message copies what it keeps.
+                guard let base = bytes.baseAddress else { return Trellis_V1_Frame() }
+                let view = Data(bytesNoCopy: UnsafeMutableRawPointer(mutating: base), count: bytes.count, deallocator: .none)
+                return try Trellis_V1_Frame(serializedBytes: view)
             }
         } catch {
             throw WireError(.invalidArgument, "a frame of \(length) bytes is not a valid trellis.v1.Frame")

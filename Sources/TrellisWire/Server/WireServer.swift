@@ -20,6 +20,9 @@ public struct WireServerConfiguration: Sendable {
     /// How often deadlines and keepalive are checked.
     public var tickInterval: TimeAmount = .milliseconds(100)
     public var serverVersion: String = "trellis"
+    /// Run method handlers on the connection's event loop (no thread hop per
+    /// call). Turn off if handlers block or compute for long.
+    public var handlersOnEventLoop = true
 
     public init(host: String = "127.0.0.1", port: Int = 0) {
         self.host = host
@@ -99,6 +102,7 @@ public final class WireServer: Sendable {
             hello: nil,
             acceptor: .init(authenticator: authenticator, heartbeatTTL: configuration.heartbeatTTL, serverVersion: configuration.serverVersion),
             tickInterval: configuration.tickInterval,
+            handlersOnEventLoop: configuration.handlersOnEventLoop,
             eventLoop: channel.eventLoop
         )
         try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(maximumFrameLength: configuration.maximumFrameLength)))
