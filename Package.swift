@@ -19,6 +19,8 @@ let package = Package(
     products: [
         .executable(name: "trellis", targets: ["trellis"]),
         .executable(name: "trellis-bench", targets: ["TrellisBench"]),
+        /// The wire protocol, for packages outside this one (the fuzz/ target).
+        .library(name: "TrellisWire", targets: ["TrellisWire", "TrellisProto"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
