@@ -1,3 +1,4 @@
+import Foundation
 import NIOCore
 import Testing
 import TrellisProto
@@ -224,6 +225,18 @@ import TrellisProto
         do { let got = machine.takeStreamCredit(1); #expect(got == .wait) }
         _ = machine.receive(Frames.cancel(1), now: t0)
         do { let got = machine.takeStreamCredit(1); #expect(got == .gone) }
+    }
+
+    @Test func streamItemsBeyondOurCreditAreAProtocolError() {
+        var machine = readyInitiator()
+        let id = try! machine.startCall(timeout: nil, streamWindow: 1, now: t0).get()
+        var item = Trellis_V1_Frame()
+        item.callID = id
+        item.streamItem.payload = Data([1])
+        do { let got = machine.receive(item, now: t0); #expect(got == .deliver(callID: id, kind: item.kind!)) }
+        _ = machine.grantCredit(id, items: 1)
+        do { let got = machine.receive(item, now: t0); #expect(got == .deliver(callID: id, kind: item.kind!)) }
+        do { let got = machine.receive(item, now: t0); #expect(Self.goAwayCode(got) == .resourceExhausted) }
     }
 
     // MARK: GOAWAY and keepalive

@@ -125,6 +125,12 @@ public final class WireClient: Sendable {
         return try await connection.unary(method, payload, timeout: remaining)
     }
 
+    /// A server-streaming call over the current connection (see
+    /// `WireConnection.serverStream`).
+    public func serverStream(_ method: String, _ payload: Data, timeout: Duration? = nil, window: UInt32 = 16) async throws -> WireResponseStream {
+        try await connection(timeout: timeout).serverStream(method, payload, timeout: timeout, window: window)
+    }
+
     private func waitForConnection() async throws -> WireConnection {
         let id = state.withLockedValue { state -> UInt64 in
             state.nextWaiter += 1

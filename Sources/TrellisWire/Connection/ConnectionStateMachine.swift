@@ -76,6 +76,9 @@ public struct ConnectionStateMachine: Sendable {
 
     struct OutboundCall: Sendable {
         var deadline: NIODeadline?
+        /// Stream items the peer may still send (credit we granted); nil for
+        /// unary calls.
+        var credit: UInt32?
     }
 
     public let side: Side
@@ -214,8 +217,15 @@ public struct ConnectionStateMachine: Sendable {
             if outbound.removeValue(forKey: id) != nil { return .deliver(callID: id, kind: frame.kind!) }
             return unknownOutbound(id)
         case .streamItem:
-            if outbound[id] != nil { return .deliver(callID: id, kind: frame.kind!) }
-            return unknownOutbound(id)
+            guard var call = outbound[id] else { return unknownOutbound(id) }
+            // A peer that sends beyond the credit would make us buffer without
+            // bound: that is a protocol error.
+            guard let credit = call.credit, credit > 0 else {
+                return fail(WireError(.resourceExhausted, "stream item on call \(id) beyond the credit granted"))
+            }
+            call.credit = credit - 1
+            outbound[id] = call
+            return .deliver(callID: id, kind: frame.kind!)
         case .cancel:
             if inbound.removeValue(forKey: id) != nil { return .cancelInbound(callID: id, reply: nil) }
             return .none
@@ -257,13 +267,15 @@ public struct ConnectionStateMachine: Sendable {
     // MARK: Our calls
 
     /// Starts an outbound call; returns its id, or why it cannot start.
-    public mutating func startCall(timeout: TimeAmount?, now: NIODeadline) -> Result<UInt64, WireError> {
+    /// `streamWindow`: for a server-streaming call, the items the peer may
+    /// send before it needs more credit; nil for a unary call.
+    public mutating func startCall(timeout: TimeAmount?, streamWindow: UInt32? = nil, now: NIODeadline) -> Result<UInt64, WireError> {
         guard state == .ready, !peerWentAway else {
             return .failure(WireError(.unavailable, state == .closed ? "the connection is closed" : "the connection is not accepting new calls"))
         }
         let id = nextOutboundID
         nextOutboundID += 2
-        outbound[id] = OutboundCall(deadline: timeout.map { now + $0 })
+        outbound[id] = OutboundCall(deadline: timeout.map { now + $0 }, credit: streamWindow)
         return .success(id)
     }
 
@@ -277,8 +289,11 @@ public struct ConnectionStateMachine: Sendable {
     }
 
     /// The caller of an outbound stream consumed `items`: let the peer send more.
-    public func grantCredit(_ id: UInt64, items: UInt32) -> Action {
-        guard outbound[id] != nil else { return .none }
+    public mutating func grantCredit(_ id: UInt64, items: UInt32) -> Action {
+        guard var call = outbound[id], let credit = call.credit else { return .none }
+        let (sum, overflow) = credit.addingReportingOverflow(items)
+        call.credit = overflow ? .max : sum
+        outbound[id] = call
         var frame = Trellis_V1_Frame()
         frame.callID = id
         frame.streamCredit.items = items

@@ -35,6 +35,7 @@ final class WireConnectionHandler: ChannelDuplexHandler {
     private(set) var welcome: Trellis_V1_Welcome?
     /// Succeeds when the handshake completes, fails if it does not.
     let handshake: EventLoopPromise<Void>
+    private var handshakeSettled = false
 
     private var handlerTasks: [UInt64: Task<Void, Never>] = [:]
     private var waitingStreamItems: [UInt64: (Data, EventLoopPromise<Void>)] = [:]
@@ -116,14 +117,18 @@ final class WireConnectionHandler: ChannelDuplexHandler {
         for id in inbound { handlerTasks.removeValue(forKey: id)?.cancel() }
         for (_, (_, promise)) in waitingStreamItems { promise.fail(WireError(.cancelled, "the connection closed")) }
         waitingStreamItems.removeAll()
-        handshake.fail(closed)
+        settleHandshake(closed)
         context.fireChannelInactive()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         // The decoder rejected the byte stream (oversize or malformed frame):
         // say why, then close this connection only.
-        let wireError = (error as? WireError) ?? WireError(.internal, "connection error: \(error)")
+        guard let wireError = error as? WireError else {
+            // A transport error (reset, broken pipe): nobody to tell.
+            context.close(promise: nil)
+            return
+        }
         perform(machine.fail(wireError))
     }
 
@@ -154,17 +159,17 @@ final class WireConnectionHandler: ChannelDuplexHandler {
                 self.welcome = welcome
                 perform(machine.authenticated(welcome: welcome))
                 flushIfNeeded()
-                handshake.succeed()
+                settleHandshake(nil)
             } else {
                 let error = WireError(.unauthenticated, "missing or wrong credentials for role \(hello.role)")
-                handshake.fail(error)
+                settleHandshake(error)
                 perform(machine.authenticationFailed(error))
             }
         case .handshakeCompleted(let welcome):
             self.welcome = welcome
-            handshake.succeed()
+            settleHandshake(nil)
         case .handshakeRejected(let error):
-            handshake.fail(error)
+            settleHandshake(error)
             context.close(promise: nil)
         case .dispatch(let id, let request, let deadline):
             dispatch(id, request, deadline: deadline)
@@ -186,6 +191,12 @@ final class WireConnectionHandler: ChannelDuplexHandler {
             for id in failing { failCaller(id, error) }
             onGoAway?()
         }
+    }
+
+    private func settleHandshake(_ error: WireError?) {
+        guard !handshakeSettled else { return }
+        handshakeSettled = true
+        if let error { handshake.fail(error) } else { handshake.succeed() }
     }
 
     private func write(_ frame: Trellis_V1_Frame) {
@@ -357,7 +368,7 @@ final class WireConnectionHandler: ChannelDuplexHandler {
             continuation.finish(throwing: WireError(.cancelled, "the call was cancelled before it started"))
             return
         }
-        switch machine.startCall(timeout: timeout, now: now()) {
+        switch machine.startCall(timeout: timeout, streamWindow: window, now: now()) {
         case .failure(let error):
             continuation.finish(throwing: error)
         case .success(let id):
