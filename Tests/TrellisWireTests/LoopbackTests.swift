@@ -147,6 +147,54 @@ import TrellisProto
         #expect(test.server.connectionCount == 0)
     }
 
+    @Test func serverRefusesCallsAfterGoAwayWithUnavailable() async throws {
+        let test = try await TestServer.start()
+        let raw = try await RawPeer(port: test.port)
+        try await raw.send(Frames.hello())
+        var frames = raw.frames.makeAsyncIterator()
+        #expect(await frames.next()?.welcome.protocolVersion == WireProtocol.version)
+        try await raw.send(Frames.request(1, "/test.Echo/Gated", payload: [9]))
+        try await test.events.next("gated started")
+        let shutdown = Task { await test.server.shutdown(grace: .seconds(30)) }
+        let goaway = try #require(await frames.next())
+        #expect(goaway.goaway.lastCallID == 1)
+        #expect(goaway.goaway.status.code == .unavailable)
+        // A call that crossed the GOAWAY is refused, not run.
+        try await raw.send(Frames.request(3, "/test.Echo/Echo"))
+        let refused = try #require(await frames.next())
+        #expect(refused.callID == 3)
+        #expect(refused.response.status.code == .unavailable)
+        test.gate.open()
+        let answer = try #require(await frames.next())
+        #expect(answer.callID == 1)
+        #expect(answer.response.payload == Data([9]))
+        // Then the server closes the drained connection.
+        #expect(await frames.next() == nil)
+        try await withTimeout { await shutdown.value }
+    }
+
+    @Test func leavingAStreamEarlyCancelsTheHandler() async throws {
+        let test = try await TestServer.start()
+        let connection = try await test.connect()
+        do {
+            let stream = connection.serverStream("/test.Echo/Count", Data([200]), window: 4)
+            for try await item in stream where item == Data([2]) { break }
+        }
+        // The handler is stopped: it waits for credit that never comes and
+        // the cancel ends it. The connection keeps working.
+        let serverSide = try #require(test.connections.withLockedValue { $0.first })
+        try await withTimeout {
+            while true {
+                let open = await connection.openCalls() + serverSide.openCalls()
+                if open == 0 { return }
+                try await Task.sleep(for: .milliseconds(10))
+            }
+        }
+        #expect(try await connection.unary("/test.Echo/Echo", Data([4])) == Data([4]))
+        await connection.close()
+        await test.server.shutdown(grace: .seconds(5))
+    }
+
     @Test func shutdownGraceEndsHandlersThatDoNotFinish() async throws {
         let test = try await TestServer.start()
         let connection = try await test.connect()
