@@ -118,6 +118,7 @@ public struct WireResponseStream: AsyncSequence, Sendable {
     let window: UInt32
     let grant: @Sendable (UInt32) -> Void
 
+    /// Reads items and grants credit as they are consumed.
     public struct AsyncIterator: AsyncIteratorProtocol {
         var base: AsyncThrowingStream<Data, any Error>.AsyncIterator
         let window: UInt32
