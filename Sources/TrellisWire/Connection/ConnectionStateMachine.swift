@@ -308,6 +308,10 @@ public struct ConnectionStateMachine: Sendable {
         inbound.removeValue(forKey: id) != nil
     }
 
+    /// Whether the peer's call `id` is still open (not answered, cancelled or
+    /// expired).
+    public func isInboundOpen(_ id: UInt64) -> Bool { inbound[id] != nil }
+
     /// Whether an inbound streaming call may send one more item now.
     public enum StreamPermit: Sendable, Equatable { case send, wait, gone }
 

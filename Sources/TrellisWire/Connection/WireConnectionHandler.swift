@@ -239,9 +239,12 @@ final class WireConnectionHandler: ChannelDuplexHandler {
         let payload = request.payload
         switch method {
         case .unary(let body):
-            handlerTasks[id] = Self.spawnUnary(id, body, payload, callContext, eventLoop, loopBound, handlerExecutor)
+            let task = Self.spawnUnary(id, body, payload, callContext, eventLoop, loopBound, handlerExecutor)
+            // A handler that finished without suspending has already answered.
+            if machine.isInboundOpen(id) { handlerTasks[id] = task }
         case .serverStreaming(let body):
-            handlerTasks[id] = Self.spawnStream(id, body, payload, callContext, eventLoop, loopBound, handlerExecutor)
+            let task = Self.spawnStream(id, body, payload, callContext, eventLoop, loopBound, handlerExecutor)
+            if machine.isInboundOpen(id) { handlerTasks[id] = task }
         }
     }
 
@@ -254,7 +257,7 @@ final class WireConnectionHandler: ChannelDuplexHandler {
         _ loopBound: NIOLoopBound<WireConnectionHandler>,
         _ executor: EventLoopTaskExecutor?
     ) -> Task<Void, Never> {
-        Task(executorPreference: executor) {
+        spawn(on: executor) {
             let result = await run { try await body(payload, callContext) }
             if eventLoop.inEventLoop {
                 loopBound.value.finishUnary(id, result)
@@ -278,7 +281,7 @@ final class WireConnectionHandler: ChannelDuplexHandler {
             eventLoop.execute { loopBound.value.sendStreamItem(id, item, promise) }
             try await promise.futureResult.get()
         }
-        return Task(executorPreference: executor) {
+        return spawn(on: executor) {
             let result = await run { try await body(payload, callContext, writer) }
             let status: Trellis_V1_Status
             switch result {
@@ -287,6 +290,17 @@ final class WireConnectionHandler: ChannelDuplexHandler {
             }
             eventLoop.execute { loopBound.value.finishStream(id, status) }
         }
+    }
+
+    /// Starts a handler's task. On the event loop's own executor the task
+    /// starts at once, on this thread, and runs until it first suspends: a
+    /// handler that answers without waiting costs no enqueue at all.
+    private static func spawn(on executor: EventLoopTaskExecutor?, _ body: sending @escaping () async -> Void) -> Task<Void, Never> {
+        guard let executor else { return Task(operation: body) }
+        if #available(macOS 26, *) {
+            return Task.immediate(executorPreference: executor, operation: body)
+        }
+        return Task(executorPreference: executor, operation: body)
     }
 
     private static func run<T: Sendable>(_ body: @Sendable () async throws -> T) async -> Result<T, any Error> {
