@@ -22,8 +22,13 @@ enum WireBenchmark {
         Shape(connections: 1, inFlight: 256),
         Shape(connections: 4, inFlight: 64),
     ]
-    static let seconds = 3.0
+    static let seconds = 2.0
     static let warmup = 0.5
+    static let rounds = 3
+
+    static func median(_ values: [Double]) -> Double {
+        values.sorted()[values.count / 2]
+    }
     static let method = "/trellis.v1.TrellisAPI/Ping"
 
     static func run() async throws -> [Measurement] {
@@ -32,28 +37,36 @@ enum WireBenchmark {
         ping.payload = Data(repeating: 0x2A, count: 32)
         let payload = try ping.serializedData()
 
-        var rpc: [(Shape, Double)] = []
-        var bare: [(Shape, Double)] = []
-        var raw: [(Shape, Double)] = []
+        // RPC and bare echo alternate, three rounds per shape, and each
+        // figure is the median of its rounds: both see the same machine load
+        // (another build on a shared machine moves absolute figures a lot).
+        var rpc: [Double] = []
+        var bare: [Double] = []
+        var raw: [Double] = []
         for shape in shapes {
-            rpc.append((shape, try await rpcCallsPerSecond(shape, payload: payload, group: group)))
-            bare.append((shape, try await bareEchoesPerSecond(shape, payload: payload, group: group, decodeFrames: true)))
-            raw.append((shape, try await bareEchoesPerSecond(shape, payload: payload, group: group, decodeFrames: false)))
+            var rpcRounds: [Double] = []
+            var bareRounds: [Double] = []
+            for _ in 0..<rounds {
+                rpcRounds.append(try await rpcCallsPerSecond(shape, payload: payload, group: group))
+                bareRounds.append(try await bareEchoesPerSecond(shape, payload: payload, group: group, decodeFrames: true))
+            }
+            rpc.append(median(rpcRounds))
+            bare.append(median(bareRounds))
+            raw.append(try await bareEchoesPerSecond(shape, payload: payload, group: group, decodeFrames: false))
         }
-        let bestRPC = rpc.max { $0.1 < $1.1 }!
-        let bestBare = bare.max { $0.1 < $1.1 }!
-        let bestRaw = raw.max { $0.1 < $1.1 }!
+        let best = rpc.indices.max { rpc[$0] < rpc[$1] }!
         var lines = [
-            Measurement(name: "wire.unary_calls_per_s", value: bestRPC.1, unit: "calls/s (\(bestRPC.0.name))"),
-            Measurement(name: "wire.bare_echo_per_s", value: bestBare.1, unit: "echoes/s (\(bestBare.0.name); Frame codec, no RPC layer)"),
-            Measurement(name: "wire.ratio", value: bestRPC.1 / bestBare.1, unit: "rpc/bare (best of each)"),
-            Measurement(name: "wire.raw_bytes_echo_per_s", value: bestRaw.1, unit: "echoes/s (\(bestRaw.0.name); length prefix only, protobuf not decoded)"),
+            Measurement(name: "wire.unary_calls_per_s", value: rpc[best], unit: "calls/s (\(shapes[best].name))"),
+            Measurement(name: "wire.bare_echo_per_s", value: bare[best], unit: "echoes/s (\(shapes[best].name); Frame codec, no RPC layer)"),
+            Measurement(name: "wire.ratio", value: rpc[best] / bare[best], unit: "rpc/bare (\(shapes[best].name))"),
+            Measurement(name: "wire.raw_bytes_echo_per_s", value: raw[best], unit: "echoes/s (\(shapes[best].name); length prefix only, protobuf not decoded)"),
         ]
         for index in shapes.indices {
             let name = shapes[index].name
-            lines.append(Measurement(name: "wire.unary_calls_per_s.\(name)", value: rpc[index].1, unit: "calls/s"))
-            lines.append(Measurement(name: "wire.bare_echo_per_s.\(name)", value: bare[index].1, unit: "echoes/s"))
-            lines.append(Measurement(name: "wire.raw_bytes_echo_per_s.\(name)", value: raw[index].1, unit: "echoes/s"))
+            lines.append(Measurement(name: "wire.unary_calls_per_s.\(name)", value: rpc[index], unit: "calls/s"))
+            lines.append(Measurement(name: "wire.bare_echo_per_s.\(name)", value: bare[index], unit: "echoes/s"))
+            lines.append(Measurement(name: "wire.ratio.\(name)", value: rpc[index] / bare[index], unit: "rpc/bare"))
+            lines.append(Measurement(name: "wire.raw_bytes_echo_per_s.\(name)", value: raw[index], unit: "echoes/s"))
         }
         return lines
     }
