@@ -230,10 +230,11 @@ enum WireBenchmark {
 
     static func bareEchoesPerSecond(_ shape: Shape, payload: Data, group: any EventLoopGroup, decodeFrames: Bool) async throws -> Double {
         // The same bytes the RPC client sends for one call.
-        var request = Trellis_V1_Frame()
-        request.callID = 1
-        request.request.method = method
-        request.request.payload = payload
+        var requestFrame = Trellis_V1_Frame()
+        requestFrame.callID = 1
+        requestFrame.request.method = method
+        requestFrame.request.payload = payload
+        let request = requestFrame
         var frame = ByteBuffer()
         try FrameEncoder().encode(data: request, out: &frame)
 
