@@ -23,6 +23,8 @@ let package = Package(
         .library(name: "trellis-executor-c-instant", type: .dynamic, targets: ["TrellisTestExecutor"]),
         /// Deliberately broken plugins for the plugin loader's tests.
         .library(name: "trellis-executor-broken", type: .dynamic, targets: ["TrellisBrokenExecutor"]),
+        /// The wire protocol, for packages outside this one (the fuzz/ target).
+        .library(name: "TrellisWire", targets: ["TrellisWire", "TrellisProto"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
@@ -67,9 +69,25 @@ let package = Package(
             swiftSettings: strictSwift
         ),
 
+        // MARK: Wire protocol
+
+        /// The length-prefixed protobuf RPC protocol: framing, handshake and
+        /// call state machines, server and client.
+        .target(
+            name: "TrellisWire",
+            dependencies: [
+                "TrellisProto",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            swiftSettings: strictSwift
+        ),
+
         // MARK: Control plane
 
-        /// trellisd's insides: so far the executor plugin host.
+        /// trellisd's insides: so far the executor plugin host and configuration.
         .target(
             name: "TrellisControlPlane",
             dependencies: [
@@ -94,7 +112,13 @@ let package = Package(
         /// The benchmarks behind scripts/bench (release builds only).
         .executableTarget(
             name: "TrellisBench",
-            dependencies: ["TrellisCore"],
+            dependencies: [
+                "TrellisCore",
+                "TrellisWire",
+                "TrellisProto",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
             swiftSettings: strictSwift
         ),
 
@@ -141,6 +165,19 @@ let package = Package(
             name: "TrellisCoreTests",
             dependencies: ["TrellisCore", "TrellisProto"],
             resources: [.copy("Resources")],
+            swiftSettings: strictSwift
+        ),
+
+        .testTarget(
+            name: "TrellisWireTests",
+            dependencies: [
+                "TrellisWire",
+                "TrellisProto",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOTestUtils", package: "swift-nio"),
+            ],
             swiftSettings: strictSwift
         ),
 
