@@ -63,6 +63,18 @@ let package = Package(
             swiftSettings: strictSwift
         ),
 
+        // MARK: State
+
+        /// PostgreSQL state through libpq: connections on threads of their
+        /// own, a bounded pool, migrations, the control plane's operations,
+        /// LISTEN/NOTIFY and the leader lock.
+        .target(
+            name: "TrellisStore",
+            dependencies: ["TrellisCore", "CLibPQ"],
+            resources: [.copy("Migrations/SQL")],
+            swiftSettings: strictSwift
+        ),
+
         // MARK: Executables
 
         /// The thin client.
@@ -78,7 +90,7 @@ let package = Package(
         /// The benchmarks behind scripts/bench (release builds only).
         .executableTarget(
             name: "TrellisBench",
-            dependencies: ["TrellisCore"],
+            dependencies: ["TrellisCore", "TrellisStore"],
             swiftSettings: strictSwift
         ),
 
@@ -101,6 +113,14 @@ let package = Package(
             name: "TrellisCoreTests",
             dependencies: ["TrellisCore", "TrellisProto"],
             resources: [.copy("Resources")],
+            swiftSettings: strictSwift
+        ),
+
+        /// Integration tests of TrellisStore against the real PostgreSQL that
+        /// scripts/test starts.
+        .testTarget(
+            name: "TrellisStoreTests",
+            dependencies: ["TrellisStore", "TrellisCore", "TrellisProto"],
             swiftSettings: strictSwift
         ),
 
