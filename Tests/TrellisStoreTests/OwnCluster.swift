@@ -12,29 +12,42 @@ struct OwnCluster {
             throw Missing()
         }
         let directory = "\(scratch)/own-\(UInt32.random(in: 0...UInt32.max))"
-        let url = try await run("create", directory).trimmingCharacters(in: .whitespacesAndNewlines)
+        try await run("create", directory)
+        let url = try String(contentsOfFile: "\(directory)/url", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         return OwnCluster(directory: directory, url: url)
     }
 
-    func stop() async throws { _ = try await Self.run("stop", directory) }
-    func start() async throws { _ = try await Self.run("start", directory) }
-    func remove() async { _ = try? await Self.run("remove", directory) }
+    func stop() async throws { try await Self.run("stop", directory) }
+    func start() async throws { try await Self.run("start", directory) }
+    func remove() async { try? await Self.run("remove", directory) }
 
-    private static func run(_ command: String, _ directory: String) async throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: ProcessInfo.processInfo.environment["TRELLIS_TEST_PG_CLUSTER"]!)
-        process.arguments = [command, directory]
-        let output = Pipe()
-        process.standardOutput = output
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            process.terminationHandler = { _ in continuation.resume() }
-            do { try process.run() } catch { continuation.resume(throwing: error) }
+    /// Runs the helper with posix_spawn and waitpid on a thread of its own
+    /// (Foundation's Process did not reap it inside the test runner).
+    private static func run(_ command: String, _ directory: String) async throws {
+        let path = ProcessInfo.processInfo.environment["TRELLIS_TEST_PG_CLUSTER"]!
+        let arguments = [path, command, directory]
+        let environment = ProcessInfo.processInfo.environment.map { "\($0.key)=\($0.value)" }
+        let status = await withCheckedContinuation { (continuation: CheckedContinuation<Int32, Never>) in
+            Thread.detachNewThread {
+                let argv = arguments.map { strdup($0) } + [nil]
+                let envp = environment.map { strdup($0) } + [nil]
+                defer {
+                    argv.forEach { free($0) }
+                    envp.forEach { free($0) }
+                }
+                var pid: pid_t = 0
+                guard posix_spawn(&pid, path, nil, nil, argv, envp) == 0 else {
+                    continuation.resume(returning: -1)
+                    return
+                }
+                var status: Int32 = 0
+                while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+                continuation.resume(returning: status)
+            }
         }
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        guard process.terminationStatus == 0 else {
-            throw Failed(description: "pg-test-cluster \(command) exited \(process.terminationStatus): \(text)")
+        guard status == 0 else {
+            throw Failed(description: "pg-test-cluster \(command) \(directory) failed (wait status \(status))")
         }
-        return text
     }
 
     struct Missing: Error, CustomStringConvertible {

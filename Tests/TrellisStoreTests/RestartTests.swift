@@ -24,21 +24,25 @@ import TrellisStore
             try session.query("INSERT INTO pool (name, slots) VALUES ($1, $2)", ["half-written", 1])
             try session.query("SELECT pg_sleep(30)")
         }
-        // Claimers keep working through the restart, counting what they see.
-        let claimers = Task {
+        // A claimer keeps working through the restart, one instance at a
+        // time, reporting its progress so the server stops mid-way.
+        let (progress, reportProgress) = AsyncStream.makeStream(of: Int.self)
+        let claimer = Task {
             var claimed = 0
             var lost = 0
             while claimed < 400 {
                 do {
-                    claimed += try await store.claimReady(limit: 5).count
+                    claimed += try await store.claimReady(limit: 1).count
+                    reportProgress.yield(claimed)
                 } catch let error as PostgresError where error.code == .connectionLost {
                     lost += 1
                     try await Task.sleep(for: .milliseconds(20))
                 }
             }
+            reportProgress.finish()
             return (claimed, lost)
         }
-        try await Task.sleep(for: .milliseconds(300))
+        for await claimed in progress where claimed >= 50 { break }
         try await cluster.stop()
         do {
             try await interrupted
@@ -56,7 +60,7 @@ import TrellisStore
         try await Task.sleep(for: .milliseconds(300))
         try await cluster.start()
 
-        let (claimed, lostCount) = try await claimers.value
+        let (claimed, lostCount) = try await claimer.value
         #expect(claimed == 400)
         #expect(lostCount > 0)
         #expect(try await store.pools().map(\.name) == ["default_pool"])
