@@ -16,22 +16,23 @@ struct Measurement {
 /// prints one line per figure.
 @main
 struct TrellisBench {
-    static func benchmark(named name: String) -> (() throws -> [Measurement])? {
+    static func benchmark(named name: String) -> (() async throws -> [Measurement])? {
         switch name {
-        case "core": CoreBenchmark.run
+        case "core": { try CoreBenchmark.run() }
+        case "store": { try await StoreBenchmark.run() }
         default: nil
         }
     }
 
-    static let names = ["core"]
+    static let names = ["core", "store"]
 
-    static func main() throws {
+    static func main() async throws {
         let arguments = CommandLine.arguments.dropFirst()
         guard let name = arguments.first, let benchmark = benchmark(named: name) else {
             FileHandle.standardError.write(Data("usage: trellis-bench NAME (one of: \(names.joined(separator: ", ")))\n".utf8))
             exit(2)
         }
-        for measurement in try benchmark() {
+        for measurement in try await benchmark() {
             print(measurement.line)
         }
     }
