@@ -99,6 +99,16 @@ import TrellisStore
         #expect(name == "trellis_test")
     }
 
+    @Test func multiHostURIsFallThroughToAWritableServer() async throws {
+        let components = URLComponents(string: try TestDatabase.url)!
+        // The first host refuses connections; libpq moves on to the second.
+        let uri = "postgresql://\(components.user!)@127.0.0.1:1,\(components.host!):\(components.port!)/postgres?target_session_attrs=read-write&connect_timeout=5"
+        let connection = try await PostgresConnection.connect(uri)
+        defer { Task { await connection.close() } }
+        let readOnly = try await connection.withSession { try $0.query("SELECT pg_is_in_recovery()")[0].decode(0, as: Bool.self) }
+        #expect(!readOnly)
+    }
+
     @Test func thePoolNeverOpensMoreThanItsBound() async throws {
         let pool = PostgresPool(try TestDatabase.url, maximumConnections: 3)
         let pids = try await withThrowingTaskGroup(of: Int32.self) { group in

@@ -19,8 +19,6 @@ public struct PostgresError: Error, Sendable, Hashable, CustomStringConvertible 
         public static let decoding = Code("decoding error")
         /// The pool was shut down.
         public static let poolClosed = Code("pool closed")
-        /// No connection became free within the pool's wait limit.
-        public static let poolTimeout = Code("pool timeout")
         /// A migration file is missing, unreadable or failed.
         public static let migration = Code("migration error")
         /// The database was migrated by a newer Trellis than this one.

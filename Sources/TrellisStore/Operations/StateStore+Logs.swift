@@ -49,7 +49,7 @@ extension StateStore {
                 WHERE a.task_instance_id = $1 AND a.try_number = $2 ORDER BY a.id, l.seq
                 """, [taskInstanceID, tryNumber]
             ).reduce(into: [UInt8]()) { bytes, row in
-                if let chunk = try? row.decode(0, as: PostgresBytes.self) { bytes += chunk.bytes }
+                bytes += try row.decode(0, as: PostgresBytes.self).bytes
             }
         }
     }
