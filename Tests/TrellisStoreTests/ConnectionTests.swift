@@ -97,6 +97,8 @@ import TrellisStore
         defer { Task { await connection.close() } }
         let name = try await connection.withSession { try $0.query("SELECT current_setting('application_name')")[0].decode(0, as: String.self) }
         #expect(name == "trellis_test")
+        await connection.close()
+        await #expect(throws: PostgresError.self) { try await connection.withSession { _ in } }
     }
 
     @Test func multiHostURIsFallThroughToAWritableServer() async throws {

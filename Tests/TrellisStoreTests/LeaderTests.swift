@@ -28,6 +28,7 @@ import TrellisStore
             #expect(try await !first.tryAcquire())
             await second.release()
             #expect(!second.isHeld)
+            await #expect(throws: PostgresError.self) { try await second.tryAcquire() }
             #expect(try await first.tryAcquire())
             await first.release()
             await admin.close()

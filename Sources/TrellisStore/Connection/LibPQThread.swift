@@ -22,8 +22,16 @@ final class LibPQThread: @unchecked Sendable {
         }
     }
 
+    /// Queues `job`; once the thread was stopped, runs it at once on the
+    /// caller's thread instead (jobs then find their connection closed and
+    /// fail without calling libpq), so no caller waits for ever.
     func submit(_ job: @escaping () -> Void) {
         condition.lock()
+        if stopping {
+            condition.unlock()
+            job()
+            return
+        }
         jobs.append(job)
         condition.signal()
         condition.unlock()

@@ -53,7 +53,8 @@ public final class LeaderLock: @unchecked Sendable {
     /// Tries once to take the lock; true if held now (also when already held).
     public func tryAcquire() async throws(PostgresError) -> Bool {
         let result: Result<Bool, PostgresError> = await withCheckedContinuation { continuation in
-            submit { [self] in continuation.resume(returning: Result { () throws(PostgresError) in try acquireOnThread() }) }
+            let queued = submit { [self] in continuation.resume(returning: Result { () throws(PostgresError) in try acquireOnThread() }) }
+            if !queued { continuation.resume(returning: .failure(PostgresError(.poolClosed, "this leader lock was released; create a new one"))) }
         }
         return try result.get()
     }
@@ -82,10 +83,11 @@ public final class LeaderLock: @unchecked Sendable {
         }
     }
 
-    /// Gives the lock up and closes the connection; the thread ends.
+    /// Gives the lock up and closes the connection; the thread ends and the
+    /// lock cannot be taken again through this object.
     public func release() async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            submit { [self] in
+            let queued = submit { [self] in
                 if let handle {
                     let result = PQexec(handle, "SELECT pg_advisory_unlock_all()")
                     PQclear(result)
@@ -93,6 +95,7 @@ public final class LeaderLock: @unchecked Sendable {
                 lose(PostgresError(.connectionLost, "the leader lock was released"))
                 continuation.resume()
             }
+            if !queued { continuation.resume() }
         }
         condition.withLock {
             stopping = true
@@ -100,10 +103,13 @@ public final class LeaderLock: @unchecked Sendable {
         }
     }
 
-    private func submit(_ job: @escaping () -> Void) {
+    /// Queues `job` for the thread; false once the lock was released.
+    private func submit(_ job: @escaping () -> Void) -> Bool {
         condition.withLock {
+            guard !stopping else { return false }
             jobs.append(job)
             condition.signal()
+            return true
         }
     }
 
