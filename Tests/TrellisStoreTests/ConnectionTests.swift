@@ -132,6 +132,32 @@ import TrellisStore
         await #expect(throws: PostgresError.self) { try await pool.withSession { _ in } }
     }
 
+    @Test func aWaiterForAConnectionCanBeCancelled() async throws {
+        let pool = PostgresPool(try TestDatabase.url, maximumConnections: 1)
+        let (gate, open) = AsyncStream.makeStream(of: Void.self)
+        let (held, announceHeld) = AsyncStream.makeStream(of: Void.self)
+        let holder = Task {
+            try await pool.withConnection { _ in
+                announceHeld.yield()
+                for await _ in gate { break }
+            }
+        }
+        for await _ in held { break }
+        let waiter = Task { try await pool.withSession { _ in 1 } }
+        waiter.cancel()
+        do {
+            _ = try await waiter.value
+            Issue.record("the cancelled waiter got a connection")
+        } catch {
+            #expect((error as? PostgresError)?.code == .cancelled)
+        }
+        open.yield()
+        try await holder.value
+        // The pool still works: the connection went back.
+        #expect(try await pool.withSession { _ in 2 } == 2)
+        await pool.close()
+    }
+
     @Test func notificationsArriveOnTheirChannel() async throws {
         let url = try TestDatabase.url
         let listener = PostgresListener(url)

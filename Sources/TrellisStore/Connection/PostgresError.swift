@@ -19,6 +19,8 @@ public struct PostgresError: Error, Sendable, Hashable, CustomStringConvertible 
         public static let decoding = Code("decoding error")
         /// The pool was shut down.
         public static let poolClosed = Code("pool closed")
+        /// The caller's task was cancelled while it waited.
+        public static let cancelled = Code("cancelled")
         /// A migration file is missing, unreadable or failed.
         public static let migration = Code("migration error")
         /// The database was migrated by a newer Trellis than this one.

@@ -18,6 +18,7 @@ public struct ClaimedTask: Sendable, Hashable {
 
 /// One attempt to run a task instance.
 public struct AttemptRecord: Sendable, Hashable, RowDecodable {
+    /// Where the attempt is: handed out, its process running, or over.
     public enum State: String, Sendable, Hashable, PostgresDecodable {
         case queued, running, ended
         public init(postgresText text: String) throws(PostgresError) {

@@ -1,6 +1,7 @@
 /// A bounded set of `PostgresConnection`s shared by many tasks: at most
 /// `maximumConnections` are open; a request when all are busy waits in line
-/// (first come, first served) until one is returned.
+/// (first come, first served) until one is returned, or until its task is
+/// cancelled (`PostgresError.Code.cancelled`).
 ///
 /// Connections open lazily and reconnect by themselves after a server
 /// restart, so a pool outlives PostgreSQL restarts; requests made while the
@@ -11,7 +12,8 @@ public actor PostgresPool {
     private let backoff: PostgresConnection.Backoff
     private var idle: [PostgresConnection] = []
     private var all: [PostgresConnection] = []
-    private var waiters: [CheckedContinuation<PostgresConnection, any Error>] = []
+    private var waiters: [(id: UInt64, continuation: CheckedContinuation<PostgresConnection, any Error>)] = []
+    private var nextWaiterID: UInt64 = 0
     private var closed = false
 
     /// A pool for `conninfo` (a libpq connection string or URI).
@@ -47,7 +49,7 @@ public actor PostgresPool {
     /// Closes every connection; later requests fail with `poolClosed`.
     public func close() async {
         closed = true
-        for waiter in waiters { waiter.resume(throwing: PostgresError(.poolClosed, "the connection pool was closed")) }
+        for waiter in waiters { waiter.continuation.resume(throwing: PostgresError(.poolClosed, "the connection pool was closed")) }
         waiters.removeAll()
         for connection in all { await connection.close() }
         all.removeAll()
@@ -62,8 +64,20 @@ public actor PostgresPool {
             all.append(connection)
             return connection
         }
+        let id = nextWaiterID
+        nextWaiterID += 1
         do {
-            return try await withCheckedThrowingContinuation { waiters.append($0) }
+            return try await withTaskCancellationHandler {
+                try await withCheckedThrowingContinuation { continuation in
+                    if Task.isCancelled {
+                        continuation.resume(throwing: PostgresError(.cancelled, "cancelled while waiting for a database connection"))
+                    } else {
+                        waiters.append((id, continuation))
+                    }
+                }
+            } onCancel: {
+                Task { await self.cancelWaiter(id) }
+            }
         } catch let error as PostgresError {
             throw error
         } catch {
@@ -71,9 +85,15 @@ public actor PostgresPool {
         }
     }
 
+    private func cancelWaiter(_ id: UInt64) {
+        guard let index = waiters.firstIndex(where: { $0.id == id }) else { return }
+        waiters.remove(at: index).continuation.resume(
+            throwing: PostgresError(.cancelled, "cancelled while waiting for a database connection"))
+    }
+
     private func release(_ connection: PostgresConnection) {
         if !waiters.isEmpty {
-            waiters.removeFirst().resume(returning: connection)
+            waiters.removeFirst().continuation.resume(returning: connection)
         } else {
             idle.append(connection)
         }
