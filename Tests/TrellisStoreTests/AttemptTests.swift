@@ -17,11 +17,15 @@ import TrellisStore
             let new = try #require(try await store.claimReady(limit: 1).first)
             #expect(new.fencingToken != old.fencingToken)
 
+            // A report without the token does not apply either.
+            #expect(try await store.transition(TransitionRequest(taskInstanceID: id, event: .start, expected: .queued)) == nil)
+
             // The stale agent tries to restart and to end: neither applies.
             #expect(try await store.startAttempt(taskInstanceID: id, fencingToken: old.fencingToken) == nil)
             #expect(try await store.failToStart(taskInstanceID: id, fencingToken: old.fencingToken, reason: "late") == nil)
             #expect(try await store.startAttempt(taskInstanceID: id, fencingToken: new.fencingToken, agentName: "a2") != nil)
             #expect(try await store.endAttempt(taskInstanceID: id, fencingToken: old.fencingToken, outcome: .failure) == nil)
+            #expect(try await store.transition(TransitionRequest(taskInstanceID: id, event: .succeed, expected: .running)) == nil)
             #expect(try await store.startAttempt(taskInstanceID: id, fencingToken: old.fencingToken) == nil)
             #expect(try await store.taskInstance(id).state == .running)
 

@@ -61,7 +61,11 @@ public struct TransitionRequest: Sendable, Hashable {
     public var taskInstanceID: Int64
     public var event: TaskInstanceEvent
     public var expected: TaskState
-    /// When set, the instance's current attempt must carry this token.
+    /// The token of the attempt the request is about. An attempt's own
+    /// reports (`start`, `succeed`, `fail`, `time_out`, `skip`, `lose`)
+    /// apply only if it equals the instance's current token (nil matches
+    /// only an instance with no attempt in flight); for other events it is
+    /// checked when given.
     public var fencingToken: Int64?
     /// Recorded on the attempt when it starts.
     public var agentName: String?
@@ -136,6 +140,9 @@ extension StateStore {
 
     // MARK: The one guarded-transition statement
 
+    /// Events an attempt's executor reports: fenced by the attempt's token.
+    static let attemptReports: Set<TaskInstanceEvent> = [.start, .succeed, .fail, .timeOut, .skip, .lose]
+
     static func transitionParameters(_ requests: [TransitionRequest]) throws(PostgresError) -> [any PostgresEncodable] {
         var seen = Set<Int64>()
         var targets: [String] = []
@@ -176,6 +183,7 @@ extension StateStore {
             PostgresArray(requests.map(\.exitCode)),
             PostgresArray(requests.map(\.failureReason)),
             PostgresArray(requests.map(\.detail)),
+            PostgresArray(requests.map { attemptReports.contains($0.event) }),
         ]
     }
 
@@ -194,8 +202,8 @@ extension StateStore {
     static let transitionSQL = """
         WITH r AS (
             SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bool[], $6::bool[], $7::bool[],
-                                 $8::bigint[], $9::text[], $10::text[], $11::integer[], $12::text[], $13::text[])
-                AS r(id, expected, event, target, retry_or_fail, starts_try, renews, token, agent, pod, exit_code, reason, detail)
+                                 $8::bigint[], $9::text[], $10::text[], $11::integer[], $12::text[], $13::text[], $14::bool[])
+                AS r(id, expected, event, target, retry_or_fail, starts_try, renews, token, agent, pod, exit_code, reason, detail, fenced)
         ), u AS (
             UPDATE task_instance ti SET
                 state = \(newState),
@@ -207,7 +215,9 @@ extension StateStore {
                 end_date = CASE WHEN (\(newState)) IN ('success', 'failed', 'skipped', 'upstream_failed', 'removed', 'up_for_retry') THEN now() END,
                 updated_at = now()
             FROM r
-            WHERE ti.id = r.id AND ti.state = r.expected AND (r.token IS NULL OR ti.fencing_token = r.token)
+            WHERE ti.id = r.id AND ti.state = r.expected
+              AND CASE WHEN r.fenced THEN ti.fencing_token IS NOT DISTINCT FROM r.token
+                       ELSE r.token IS NULL OR ti.fencing_token = r.token END
             RETURNING ti.id, ti.dag_run_id, r.event, r.expected, ti.state, ti.try_number, r.token, r.agent, r.pod, r.exit_code, r.reason, r.detail
         ), a AS (
             UPDATE attempt a SET
