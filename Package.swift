@@ -69,6 +69,18 @@ let package = Package(
             swiftSettings: strictSwift
         ),
 
+        // MARK: State
+
+        /// PostgreSQL state through libpq: connections on threads of their
+        /// own, a bounded pool, migrations, the control plane's operations,
+        /// LISTEN/NOTIFY and the leader lock.
+        .target(
+            name: "TrellisStore",
+            dependencies: ["TrellisCore", "CLibPQ"],
+            resources: [.copy("Migrations/SQL")],
+            swiftSettings: strictSwift
+        ),
+
         // MARK: Wire protocol
 
         /// The length-prefixed protobuf RPC protocol: framing, handshake and
@@ -115,6 +127,7 @@ let package = Package(
             dependencies: [
                 "TrellisCore",
                 "TrellisWire",
+                "TrellisStore",
                 "TrellisProto",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -178,6 +191,14 @@ let package = Package(
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOTestUtils", package: "swift-nio"),
             ],
+            swiftSettings: strictSwift
+        ),
+
+        /// Integration tests of TrellisStore against the real PostgreSQL that
+        /// scripts/test starts.
+        .testTarget(
+            name: "TrellisStoreTests",
+            dependencies: ["TrellisStore", "TrellisCore", "TrellisProto"],
             swiftSettings: strictSwift
         ),
 

@@ -18,13 +18,14 @@ struct Measurement {
 struct TrellisBench {
     static func benchmark(named name: String) -> (() async throws -> [Measurement])? {
         switch name {
-        case "core": CoreBenchmark.run
-        case "wire": WireBenchmark.run
+        case "core": { try CoreBenchmark.run() }
+        case "wire": { try await WireBenchmark.run() }
+        case "store": { try await StoreBenchmark.run() }
         default: nil
         }
     }
 
-    static let names = ["core", "wire"]
+    static let names = ["core", "wire", "store"]
 
     static func main() async throws {
         let arguments = CommandLine.arguments.dropFirst()

@@ -4,6 +4,9 @@
 #                          start on a free loopback port; sets PG_CLUSTER_URL,
 #                          PG_CLUSTER_PORT, PG_CLUSTER_DIR, PG_BINDIR
 #   pg_cluster_stop        stop it and remove DIR (safe to call twice)
+#   pg_cluster_restart DIR start a stopped cluster again with its options and port
+#   pg_cluster_remove DIR  stop the cluster in DIR (any, not only the current one)
+#                          and remove DIR
 #   pg_as_owner CMD...     run CMD as the cluster's owner (postgres when root)
 # PostgreSQL refuses to run as root, so as root the cluster belongs to the
 # `postgres` user; otherwise to the caller.
@@ -37,14 +40,15 @@ pg_cluster_start() {
     mkdir -p "$dir/socket"
     [ "$(id -u)" -eq 0 ] && chown postgres: "$dir/socket"
 
-    local port attempt
+    local port attempt options
     for attempt in 1 2 3 4 5 6 7 8 9 10; do
         port=$((20000 + RANDOM % 20000))
         _pg_port_is_free "$port" || continue
-        if pg_as_owner "$PG_BINDIR/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-            -o "-p $port -k $dir/socket -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300" start >/dev/null; then
+        options="-p $port -k $dir/socket -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300"
+        if pg_as_owner "$PG_BINDIR/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 -o "$options" start >/dev/null; then
             PG_CLUSTER_PORT=$port
             PG_CLUSTER_URL="postgresql://postgres@127.0.0.1:$port/postgres"
+            printf '%s\n' "$options" > "$dir/start-options"
             return 0
         fi
     done
@@ -62,4 +66,20 @@ pg_cluster_stop() {
     fi
     rm -rf "$PG_CLUSTER_DIR"
     PG_CLUSTER_DIR=""
+}
+
+pg_cluster_restart() {
+    local dir=$1
+    pg_as_owner "$PG_BINDIR/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 -o "$(cat "$dir/start-options")" start >/dev/null
+}
+
+pg_cluster_remove() {
+    local dir=$1
+    [ -d "$dir" ] || return 0
+    if [ -f "$dir/data/postmaster.pid" ]; then
+        pg_as_owner "$PG_BINDIR/pg_ctl" -D "$dir/data" -m fast -w -t 30 stop >/dev/null 2>&1 \
+            || pg_as_owner "$PG_BINDIR/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 \
+            || true
+    fi
+    rm -rf "$dir"
 }

@@ -1,0 +1,209 @@
+public import Foundation
+import TrellisCore
+
+/// A task instance handed to an executor by `claimReady`: now `queued`, with
+/// a new attempt whose fencing token every report about it must carry.
+public struct ClaimedTask: Sendable, Hashable {
+    public var taskInstanceID: Int64
+    public var attemptID: Int64
+    public var fencingToken: Int64
+    public var dagRunID: Int64
+    public var dagID: String
+    public var taskID: String
+    public var priorityWeight: Int
+    public var pool: String
+    public var queue: String
+    public var executor: String
+}
+
+/// One attempt to run a task instance.
+public struct AttemptRecord: Sendable, Hashable, RowDecodable {
+    /// Where the attempt is: handed out, its process running, or over.
+    public enum State: String, Sendable, Hashable, PostgresDecodable {
+        case queued, running, ended
+        public init(postgresText text: String) throws(PostgresError) {
+            guard let state = Self(rawValue: text) else { throw .decodingFailed(text, as: "attempt state") }
+            self = state
+        }
+    }
+
+    public var id: Int64
+    public var taskInstanceID: Int64
+    public var fencingToken: Int64
+    public var tryNumber: Int
+    public var executor: String
+    public var agentName: String?
+    public var podName: String?
+    public var state: State
+    /// The instance's state when the attempt ended, and the event that ended it.
+    public var outcome: String?
+    public var exitCode: Int?
+    public var failureReason: String?
+    public var queuedAt: Date
+    public var startedAt: Date?
+    public var endedAt: Date?
+
+    static let columns = "id, task_instance_id, fencing_token, try_number, executor, agent_name, pod_name, state, outcome, exit_code, failure_reason, queued_at, started_at, ended_at"
+    init(row: PostgresRow) throws(PostgresError) {
+        id = try row.decode(0)
+        taskInstanceID = try row.decode(1)
+        fencingToken = try row.decode(2)
+        tryNumber = try row.decode(3)
+        executor = try row.decode(4)
+        agentName = try row.decodeIfPresent(5)
+        podName = try row.decodeIfPresent(6)
+        state = try row.decode(7)
+        outcome = try row.decodeIfPresent(8)
+        exitCode = try row.decodeIfPresent(9)
+        failureReason = try row.decodeIfPresent(10)
+        queuedAt = try row.decode(11)
+        startedAt = try row.decodeIfPresent(12)
+        endedAt = try row.decodeIfPresent(13)
+    }
+}
+
+/// How an attempt ended, as its executor reports it.
+public enum AttemptOutcome: Sendable, Hashable {
+    case success
+    case failure
+    case timedOut
+    case skipped
+    /// The agent or pod vanished.
+    case lost
+
+    var event: TaskInstanceEvent {
+        switch self {
+        case .success: .succeed
+        case .failure: .fail
+        case .timedOut: .timeOut
+        case .skipped: .skip
+        case .lost: .lose
+        }
+    }
+}
+
+extension StateStore {
+    /// Moves up to `limit` scheduled task instances of running runs to
+    /// `queued`, highest `priority_weight` first, each with a new attempt and
+    /// fencing token. Respects pool slots and each DAG's `max_active_tasks`
+    /// (counting queued and running instances). Concurrent claimers never
+    /// claim the same instance (`FOR UPDATE SKIP LOCKED`) and never overfill
+    /// a pool (they serialise on the pool and DAG rows they fill).
+    public func claimReady(limit: Int, executors: [String]? = nil) async throws(PostgresError) -> [ClaimedTask] {
+        guard limit > 0 else { return [] }
+        guard TaskInstanceTransitionRule.rule(from: .scheduled, on: .enqueue) != nil else {
+            throw PostgresError(.illegalTransition, "the state machine no longer allows scheduled → queued")
+        }
+        let executorFilter: PostgresArray<String>? = executors.map { PostgresArray($0) }
+        return try await pool.transaction { session in
+            let candidates = try session.query(
+                """
+                SELECT ti.id, ti.dag_id, ti.pool, ti.pool_slots FROM task_instance ti
+                JOIN dag_run r ON r.id = ti.dag_run_id
+                WHERE ti.state = 'scheduled' AND r.state = 'running'
+                  AND ($2::text[] IS NULL OR ti.executor = ANY($2::text[]))
+                ORDER BY ti.priority_weight DESC, ti.id
+                LIMIT $1 FOR UPDATE OF ti SKIP LOCKED
+                """, [limit * 4, executorFilter])
+            if candidates.isEmpty { return [] }
+            let rows = try candidates.map { row throws(PostgresError) in
+                (id: try row.decode(0, as: Int64.self), dag: try row.decode(1, as: String.self),
+                 pool: try row.decode(2, as: String.self), slots: try row.decode(3, as: Int.self))
+            }
+            let pools = Array(Set(rows.map(\.pool))).sorted()
+            let dags = Array(Set(rows.map(\.dag))).sorted()
+            // Lock in a fixed order (pools, then DAGs, each by name) so
+            // claimers never deadlock; then count what is in use.
+            var freeSlots: [String: Int] = [:]
+            for row in try session.query("SELECT name, slots FROM pool WHERE name = ANY($1::text[]) ORDER BY name FOR UPDATE", [PostgresArray(pools)]) {
+                freeSlots[try row.decode(0, as: String.self)] = try row.decode(1, as: Int.self)
+            }
+            var freeTasks: [String: Int] = [:]
+            for row in try session.query("SELECT dag_id, max_active_tasks FROM dag WHERE dag_id = ANY($1::text[]) ORDER BY dag_id FOR UPDATE", [PostgresArray(dags)]) {
+                freeTasks[try row.decode(0, as: String.self)] = try row.decode(1, as: Int.self)
+            }
+            for row in try session.query(
+                "SELECT pool, sum(pool_slots) FROM task_instance WHERE state IN ('queued', 'running') AND pool = ANY($1::text[]) GROUP BY pool",
+                [PostgresArray(pools)]) {
+                freeSlots[try row.decode(0, as: String.self), default: 0] -= try row.decode(1, as: Int.self)
+            }
+            for row in try session.query(
+                "SELECT dag_id, count(*) FROM task_instance WHERE state IN ('queued', 'running') AND dag_id = ANY($1::text[]) GROUP BY dag_id",
+                [PostgresArray(dags)]) {
+                freeTasks[try row.decode(0, as: String.self), default: 0] -= try row.decode(1, as: Int.self)
+            }
+            var chosen: [Int64] = []
+            for row in rows where chosen.count < limit {
+                // A task in an unknown pool never runs (Airflow: pool does not exist).
+                guard let slots = freeSlots[row.pool], slots >= row.slots, let tasks = freeTasks[row.dag], tasks > 0 else { continue }
+                freeSlots[row.pool] = slots - row.slots
+                freeTasks[row.dag] = tasks - 1
+                chosen.append(row.id)
+            }
+            if chosen.isEmpty { return [] }
+            return try session.query(
+                """
+                WITH u AS (
+                    UPDATE task_instance ti SET state = 'queued', fencing_token = nextval('fencing_token_seq'), updated_at = now()
+                    WHERE ti.id = ANY($1::bigint[]) AND ti.state = 'scheduled'
+                    RETURNING ti.id, ti.dag_run_id, ti.dag_id, ti.task_id, ti.fencing_token, ti.try_number, ti.priority_weight, ti.pool, ti.queue, ti.executor
+                ), a AS (
+                    INSERT INTO attempt (task_instance_id, fencing_token, try_number, executor)
+                    SELECT id, fencing_token, try_number + 1, executor FROM u
+                    RETURNING id, task_instance_id
+                ), e AS (
+                    INSERT INTO event_log (task_instance_id, dag_run_id, event, from_state, to_state, try_number, fencing_token)
+                    SELECT id, dag_run_id, $2, 'scheduled', 'queued', try_number, fencing_token FROM u
+                )
+                SELECT u.id, a.id, u.fencing_token, u.dag_run_id, u.dag_id, u.task_id, u.priority_weight, u.pool, u.queue, u.executor
+                FROM u JOIN a ON a.task_instance_id = u.id
+                ORDER BY u.priority_weight DESC, u.id
+                """, [PostgresArray(chosen), TaskInstanceEvent.enqueue.rawValue]
+            ).map { row throws(PostgresError) in
+                ClaimedTask(
+                    taskInstanceID: try row.decode(0), attemptID: try row.decode(1), fencingToken: try row.decode(2),
+                    dagRunID: try row.decode(3), dagID: try row.decode(4), taskID: try row.decode(5),
+                    priorityWeight: try row.decode(6), pool: try row.decode(7), queue: try row.decode(8), executor: try row.decode(9))
+            }
+        }
+    }
+
+    /// The executor reports that the attempt's process started: `queued →
+    /// running`, a new try. Applies only while the instance is queued with
+    /// this fencing token; returns nil for a stale or repeated report.
+    public func startAttempt(
+        taskInstanceID: Int64, fencingToken: Int64, agentName: String? = nil, podName: String? = nil
+    ) async throws(PostgresError) -> AppliedTransition? {
+        try await transition(TransitionRequest(
+            taskInstanceID: taskInstanceID, event: .start, expected: .queued, fencingToken: fencingToken,
+            agentName: agentName, podName: podName))
+    }
+
+    /// The executor reports how a running attempt ended. Applies only while
+    /// the instance is running with this fencing token; nil for a stale
+    /// report (the attempt was cancelled, lost or already ended).
+    public func endAttempt(
+        taskInstanceID: Int64, fencingToken: Int64, outcome: AttemptOutcome,
+        exitCode: Int? = nil, failureReason: String? = nil
+    ) async throws(PostgresError) -> AppliedTransition? {
+        try await transition(TransitionRequest(
+            taskInstanceID: taskInstanceID, event: outcome.event, expected: .running, fencingToken: fencingToken,
+            exitCode: exitCode, failureReason: failureReason))
+    }
+
+    /// The executor could not start a queued attempt at all (image pull
+    /// error, refused submission): counts as a try.
+    public func failToStart(taskInstanceID: Int64, fencingToken: Int64, reason: String) async throws(PostgresError) -> AppliedTransition? {
+        try await transition(TransitionRequest(
+            taskInstanceID: taskInstanceID, event: .fail, expected: .queued, fencingToken: fencingToken, failureReason: reason))
+    }
+
+    /// Every attempt of a task instance, oldest first.
+    public func attempts(taskInstanceID: Int64) async throws(PostgresError) -> [AttemptRecord] {
+        try await pool.withSession { session in
+            try session.all(
+                AttemptRecord.self,
+                "SELECT \(AttemptRecord.columns) FROM attempt WHERE task_instance_id = $1 ORDER BY id", [taskInstanceID])
+        }
+    }
+}

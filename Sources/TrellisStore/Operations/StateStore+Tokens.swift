@@ -1,0 +1,76 @@
+public import Foundation
+
+/// What an API token allows (the handshake's roles).
+public enum TokenRole: String, Sendable, Hashable, CaseIterable, PostgresEncodable, PostgresDecodable {
+    case admin, `operator`, viewer
+
+    public var postgresText: String? { rawValue }
+    public init(postgresText text: String) throws(PostgresError) {
+        guard let role = Self(rawValue: text) else { throw .decodingFailed(text, as: "TokenRole") }
+        self = role
+    }
+}
+
+/// An API token as listed: never the token itself, which is stored only as
+/// its SHA-256.
+public struct APITokenRecord: Sendable, Hashable, RowDecodable {
+    public var name: String
+    public var role: TokenRole
+    public var createdAt: Date
+    public var lastUsedAt: Date?
+    public var revokedAt: Date?
+
+    static let columns = "name, role, created_at, last_used_at, revoked_at"
+    init(row: PostgresRow) throws(PostgresError) {
+        name = try row.decode(0)
+        role = try row.decode(1)
+        createdAt = try row.decode(2)
+        lastUsedAt = try row.decodeIfPresent(3)
+        revokedAt = try row.decodeIfPresent(4)
+    }
+}
+
+extension StateStore {
+    /// Creates a token named `name` with `role` and returns it: the only time
+    /// it is visible. 32 random bytes, so an unsalted SHA-256 is enough to
+    /// keep it unrecoverable from the database.
+    public func createToken(name: String, role: TokenRole) async throws(PostgresError) -> String {
+        var generator = SystemRandomNumberGenerator()
+        let secret = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
+        let token = "trellis_" + secret
+        try await pool.withSession { session in
+            try session.query(
+                "INSERT INTO api_token (name, role, token_hash) VALUES ($1, $2, sha256(convert_to($3, 'UTF8')))",
+                [name, role, token])
+        }
+        return token
+    }
+
+    /// The name and role of a valid (known, unrevoked) token, or nil.
+    public func authenticate(token: String) async throws(PostgresError) -> (name: String, role: TokenRole)? {
+        let rows = try await pool.withSession { session in
+            try session.query(
+                """
+                UPDATE api_token SET last_used_at = now()
+                WHERE token_hash = sha256(convert_to($1, 'UTF8')) AND revoked_at IS NULL RETURNING name, role
+                """, [token])
+        }
+        guard let row = rows.first else { return nil }
+        return (try row.decode(0), try row.decode(1))
+    }
+
+    /// Revokes a token by name; false if there was no such live token.
+    @discardableResult
+    public func revokeToken(name: String) async throws(PostgresError) -> Bool {
+        try await pool.withSession { session in
+            try session.query("UPDATE api_token SET revoked_at = now() WHERE name = $1 AND revoked_at IS NULL", [name]).affectedRows == 1
+        }
+    }
+
+    /// Every token, without its secret.
+    public func tokens() async throws(PostgresError) -> [APITokenRecord] {
+        try await pool.withSession { session in
+            try session.all(APITokenRecord.self, "SELECT \(APITokenRecord.columns) FROM api_token ORDER BY name")
+        }
+    }
+}

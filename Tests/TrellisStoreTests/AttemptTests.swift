@@ -1,0 +1,66 @@
+import Foundation
+import Testing
+import TrellisCore
+import TrellisStore
+
+@Suite struct AttemptTests {
+    @Test func aStaleFencingTokenCanNeitherEndNorRestartAnAttempt() async throws {
+        try await StoreFixture.with { store in
+            let (_, instances) = try await StoreFixture.scheduledRun(store, try StoreFixture.simpleDag("f", taskCount: 1))
+            let id = instances[0].id
+            let old = try #require(try await store.claimReady(limit: 1).first)
+            #expect(try await store.startAttempt(taskInstanceID: id, fencingToken: old.fencingToken, agentName: "a1") != nil)
+            // A user clears the running instance: its attempt is cancelled.
+            #expect(try await store.transition(TransitionRequest(taskInstanceID: id, event: .clear, expected: .running))?.to == TaskState.none)
+            #expect(try await store.endAttempt(taskInstanceID: id, fencingToken: old.fencingToken, outcome: .success) == nil)
+            _ = try await store.transition(TransitionRequest(taskInstanceID: id, event: .schedule, expected: .none))
+            let new = try #require(try await store.claimReady(limit: 1).first)
+            #expect(new.fencingToken != old.fencingToken)
+
+            // A report without the token does not apply either.
+            #expect(try await store.transition(TransitionRequest(taskInstanceID: id, event: .start, expected: .queued)) == nil)
+
+            // The stale agent tries to restart and to end: neither applies.
+            #expect(try await store.startAttempt(taskInstanceID: id, fencingToken: old.fencingToken) == nil)
+            #expect(try await store.failToStart(taskInstanceID: id, fencingToken: old.fencingToken, reason: "late") == nil)
+            #expect(try await store.startAttempt(taskInstanceID: id, fencingToken: new.fencingToken, agentName: "a2") != nil)
+            #expect(try await store.endAttempt(taskInstanceID: id, fencingToken: old.fencingToken, outcome: .failure) == nil)
+            #expect(try await store.transition(TransitionRequest(taskInstanceID: id, event: .succeed, expected: .running)) == nil)
+            #expect(try await store.startAttempt(taskInstanceID: id, fencingToken: old.fencingToken) == nil)
+            #expect(try await store.taskInstance(id).state == .running)
+
+            // The current token ends it, once.
+            #expect(try await store.endAttempt(taskInstanceID: id, fencingToken: new.fencingToken, outcome: .success, exitCode: 0)?.to == .success)
+            #expect(try await store.endAttempt(taskInstanceID: id, fencingToken: new.fencingToken, outcome: .failure) == nil)
+
+            let attempts = try await store.attempts(taskInstanceID: id)
+            #expect(attempts.count == 2)
+            #expect(attempts.map(\.state) == [.ended, .ended])
+            #expect(attempts[0].outcome?.hasPrefix("none") == true)
+            #expect(attempts[1].outcome?.hasPrefix("success") == true)
+            #expect(attempts[1].agentName == "a2")
+            #expect(attempts[1].exitCode == 0)
+        }
+    }
+
+    @Test func logsAreKeptInChunksPerTry() async throws {
+        try await StoreFixture.with { store in
+            let (_, instances) = try await StoreFixture.scheduledRun(store, try StoreFixture.simpleDag("l", taskCount: 1, retries: 1))
+            let id = instances[0].id
+            let first = try #require(try await store.claimReady(limit: 1).first)
+            _ = try await store.startAttempt(taskInstanceID: id, fencingToken: first.fencingToken)
+            #expect(try await store.appendLog(attemptID: first.attemptID, Array("hello ".utf8)) == 1)
+            #expect(try await store.appendLog(attemptID: first.attemptID, [0, 0xff, 10]) == 2)
+            _ = try await store.endAttempt(taskInstanceID: id, fencingToken: first.fencingToken, outcome: .failure)
+            _ = try await store.transition(TransitionRequest(taskInstanceID: id, event: .retry, expected: .upForRetry))
+            let second = try #require(try await store.claimReady(limit: 1).first)
+            _ = try await store.startAttempt(taskInstanceID: id, fencingToken: second.fencingToken)
+            try await store.appendLog(attemptID: second.attemptID, Array("try two".utf8))
+
+            #expect(try await store.log(taskInstanceID: id, tryNumber: 1) == Array("hello ".utf8) + [0, 0xff, 10])
+            #expect(try await store.log(taskInstanceID: id, tryNumber: 2) == Array("try two".utf8))
+            #expect(try await store.logChunks(attemptID: first.attemptID, afterSequence: 1).map(\.sequence) == [2])
+            await #expect(throws: PostgresError.self) { try await store.appendLog(attemptID: 999_999, [1]) }
+        }
+    }
+}

@@ -1,0 +1,92 @@
+import Foundation
+import Testing
+import TrellisCore
+import TrellisStore
+
+@Suite struct ClaimTests {
+    @Test func concurrentClaimersNeverClaimTheSameTaskInstance() async throws {
+        try await StoreFixture.with(connections: 8) { store in
+            try await store.setPool("default_pool", slots: 10_000)
+            let dag = try StoreFixture.simpleDag("wide", taskCount: 300, maxActiveTasks: 10_000)
+            let (_, instances) = try await StoreFixture.scheduledRun(store, dag)
+            let claimed = try await withThrowingTaskGroup(of: [ClaimedTask].self) { group in
+                for _ in 0..<8 {
+                    group.addTask {
+                        var mine: [ClaimedTask] = []
+                        while true {
+                            let batch = try await store.claimReady(limit: 7)
+                            if batch.isEmpty { return mine }
+                            mine += batch
+                        }
+                    }
+                }
+                var all: [ClaimedTask] = []
+                for try await batch in group { all += batch }
+                return all
+            }
+            #expect(claimed.count == instances.count)
+            #expect(Set(claimed.map(\.taskInstanceID)).count == instances.count)
+            #expect(Set(claimed.map(\.fencingToken)).count == instances.count)
+            #expect(try await store.claimReady(limit: 10).isEmpty)
+        }
+    }
+
+    @Test func claimsGoByPriorityAndRespectPoolSlots() async throws {
+        try await StoreFixture.with { store in
+            try await store.setPool("small", slots: 2)
+            let dag = try StoreFixture.dag("p", tasks: [
+                (id: "low", priority: 1, pool: nil, retries: 0),
+                (id: "high", priority: 10, pool: nil, retries: 0),
+                (id: "mid", priority: 5, pool: nil, retries: 0),
+                (id: "s1", priority: 3, pool: "small", retries: 0),
+                (id: "s2", priority: 3, pool: "small", retries: 0),
+                (id: "s3", priority: 3, pool: "small", retries: 0),
+            ])
+            _ = try await StoreFixture.scheduledRun(store, dag)
+            let first = try await store.claimReady(limit: 2)
+            #expect(first.map(\.taskID) == ["high", "mid"])
+            let rest = try await store.claimReady(limit: 10)
+            #expect(rest.filter { $0.pool == "small" }.count == 2)
+            #expect(rest.contains { $0.taskID == "low" })
+            #expect(try await store.claimReady(limit: 10).isEmpty)
+            let small = try await store.pools().first { $0.name == "small" }
+            #expect(small?.queuedSlots == 2)
+            #expect(small?.openSlots == 0)
+            // Ending one frees its slot for the third.
+            let done = try #require(rest.first { $0.pool == "small" })
+            _ = try await store.startAttempt(taskInstanceID: done.taskInstanceID, fencingToken: done.fencingToken)
+            _ = try await store.endAttempt(taskInstanceID: done.taskInstanceID, fencingToken: done.fencingToken, outcome: .success)
+            #expect(try await store.claimReady(limit: 10).map(\.pool) == ["small"])
+        }
+    }
+
+    @Test func concurrentClaimersNeverOverfillAPool() async throws {
+        try await StoreFixture.with(connections: 8) { store in
+            try await store.setPool("tight", slots: 5)
+            let dag = try StoreFixture.dag("t", tasks: (0..<60).map { (id: "t\($0)", priority: 1, pool: "tight", retries: 0) }, maxActiveTasks: 1000)
+            _ = try await StoreFixture.scheduledRun(store, dag)
+            let claimed = try await withThrowingTaskGroup(of: Int.self) { group in
+                for _ in 0..<8 { group.addTask { try await store.claimReady(limit: 3).count } }
+                var total = 0
+                for try await count in group { total += count }
+                return total
+            }
+            #expect(claimed == 5)
+        }
+    }
+
+    @Test func maxActiveTasksAndRunStateLimitClaims() async throws {
+        try await StoreFixture.with { store in
+            let dag = try StoreFixture.simpleDag("m", taskCount: 5, maxActiveTasks: 2)
+            try await store.submitDag(dag)
+            let (run, _) = try await store.createRun(dagID: "m", logicalDate: Date(timeIntervalSince1970: 0))
+            let instances = try await store.taskInstances(runID: run.id)
+            _ = try await store.transition(instances.map { TransitionRequest(taskInstanceID: $0.id, event: .schedule, expected: .none) })
+            // The run is still queued: nothing of it may be claimed.
+            #expect(try await store.claimReady(limit: 10).isEmpty)
+            try await store.startQueuedRuns()
+            #expect(try await store.claimReady(limit: 10).count == 2)
+            #expect(try await store.claimReady(limit: 10).isEmpty)
+        }
+    }
+}
