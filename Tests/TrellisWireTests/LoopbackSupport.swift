@@ -72,6 +72,19 @@ struct TestServer {
     let gate: Gate
     let connections: NIOLockedValueBox<[WireConnection]>
 
+    /// A server on a free port from 20000-32767, tried at random.
+    static func startBelowEphemeralRange() async throws -> TestServer {
+        var lastError: (any Error)?
+        for _ in 0..<50 {
+            do {
+                return try await start(port: Int.random(in: 20_000..<32_768))
+            } catch {
+                lastError = error
+            }
+        }
+        throw lastError!
+    }
+
     static func start(port: Int = 0, configure: (inout WireServerConfiguration) -> Void = { _ in }) async throws -> TestServer {
         let events = Events()
         let gate = Gate()

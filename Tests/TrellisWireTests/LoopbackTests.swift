@@ -206,13 +206,27 @@ import TrellisProto
     }
 
     @Test func clientReconnectsAfterTheServerRestarts() async throws {
-        let first = try await TestServer.start()
+        // A port below Linux's ephemeral range (32768-60999): a port the kernel
+        // handed out for bind(0) can be given to another test's outgoing
+        // connection as soon as the first server lets go of it.
+        let first = try await TestServer.startBelowEphemeralRange()
         let port = first.port
         let client = WireClient(configuration: first.clientConfiguration())
         let running = Task { try await client.run() }
+        defer { running.cancel() }
         #expect(try await client.unary("/test.Echo/Echo", Data([1]), timeout: .seconds(20)) == Data([1]))
         await first.server.shutdown(grace: .seconds(5))
-        let second = try await TestServer.start(port: port)
+        // Under load the old server's sockets may hold the port a moment
+        // longer; a restarted server retries its bind the same way.
+        let second = try await withTimeout {
+            while true {
+                do {
+                    return try await TestServer.start(port: port)
+                } catch {
+                    try await Task.sleep(for: .milliseconds(100))
+                }
+            }
+        }
         // Calls made while reconnecting wait for the new connection.
         let answer = try await withTimeout {
             while true {

@@ -79,6 +79,9 @@ final class WireConnectionHandler: ChannelDuplexHandler {
     func handlerRemoved(context: ChannelHandlerContext) {
         tickTask?.cancel()
         self.context = nil
+        // A channel that never became active (a failed bind or connect) must
+        // not leave its handshake promise unfulfilled.
+        settleHandshake(WireError(.unavailable, "the connection closed before its handshake"))
     }
 
     func channelActive(context: ChannelHandlerContext) {
