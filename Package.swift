@@ -18,6 +18,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "trellis", targets: ["trellis"]),
+        .executable(name: "trellisd", targets: ["trellisd"]),
         .executable(name: "trellis-bench", targets: ["TrellisBench"]),
         /// The C test executor plugin (c-instant), loaded by tests and benchmarks.
         .library(name: "trellis-executor-c-instant", type: .dynamic, targets: ["TrellisTestExecutor"]),
@@ -121,6 +122,18 @@ let package = Package(
             swiftSettings: strictSwift
         ),
 
+        /// The control plane.
+        .executableTarget(
+            name: "trellisd",
+            dependencies: [
+                "TrellisCore",
+                "TrellisStore",
+                "TrellisControlPlane",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strictSwift
+        ),
+
         /// The benchmarks behind scripts/bench (release builds only).
         .executableTarget(
             name: "TrellisBench",
@@ -169,6 +182,15 @@ let package = Package(
 
         // MARK: Tests
 
+        /// What several test targets share: the test database, fresh
+        /// databases per test, and running the real binaries.
+        .target(
+            name: "TrellisTestSupport",
+            dependencies: ["TrellisStore"],
+            path: "Tests/Support",
+            swiftSettings: strictSwift
+        ),
+
         .testTarget(
             name: "TrellisControlPlaneTests",
             dependencies: ["TrellisControlPlane", "TrellisCore", "TrellisProto"],
@@ -198,7 +220,14 @@ let package = Package(
         /// scripts/test starts.
         .testTarget(
             name: "TrellisStoreTests",
-            dependencies: ["TrellisStore", "TrellisCore", "TrellisProto"],
+            dependencies: ["TrellisStore", "TrellisCore", "TrellisProto", "TrellisTestSupport"],
+            swiftSettings: strictSwift
+        ),
+
+        /// End-to-end tests of the real binaries (built by `swift build`).
+        .testTarget(
+            name: "TrellisdTests",
+            dependencies: ["TrellisTestSupport"],
             swiftSettings: strictSwift
         ),
 
@@ -206,6 +235,7 @@ let package = Package(
         .testTarget(
             name: "SystemLibraryTests",
             dependencies: [
+                "TrellisTestSupport",
                 "CLibPQ",
                 "CLibCurl",
                 "TrellisPluginSDK",

@@ -1,6 +1,7 @@
 import CLibPQ
 import Foundation
 import Testing
+import TrellisTestSupport
 
 /// libpq is linked and talks to the real test cluster.
 @Suite struct LibPQTests {

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import TrellisStore
+import TrellisTestSupport
 
 /// The libpq layer: parameters, typed decoding, errors, the pool, LISTEN/NOTIFY.
 @Suite struct ConnectionTests {

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import TrellisStore
+import TrellisTestSupport
 
 @Suite(.timeLimit(.minutes(1))) struct LeaderTests {
     @Test func oneHolderAtATimeAndLossIsDetectedPromptly() async throws {

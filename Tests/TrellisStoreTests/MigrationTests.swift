@@ -1,5 +1,6 @@
 import Testing
 import TrellisStore
+import TrellisTestSupport
 
 @Suite struct MigrationTests {
     @Test func migratingTwiceIsANoOp() async throws {

@@ -1,4 +1,5 @@
 import Foundation
+import TrellisTestSupport
 
 /// A PostgreSQL server of one test's own (scripts/lib/pg-test-cluster), for
 /// tests that stop and start it without disturbing the shared cluster.
@@ -21,32 +22,11 @@ struct OwnCluster {
     func start() async throws { try await Self.run("start", directory) }
     func remove() async { try? await Self.run("remove", directory) }
 
-    /// Runs the helper with posix_spawn and waitpid on a thread of its own
-    /// (Foundation's Process did not reap it inside the test runner).
     private static func run(_ command: String, _ directory: String) async throws {
         let path = ProcessInfo.processInfo.environment["TRELLIS_TEST_PG_CLUSTER"]!
-        let arguments = [path, command, directory]
-        let environment = ProcessInfo.processInfo.environment.map { "\($0.key)=\($0.value)" }
-        let status = await withCheckedContinuation { (continuation: CheckedContinuation<Int32, Never>) in
-            Thread.detachNewThread {
-                let argv = arguments.map { strdup($0) } + [nil]
-                let envp = environment.map { strdup($0) } + [nil]
-                defer {
-                    argv.forEach { free($0) }
-                    envp.forEach { free($0) }
-                }
-                var pid: pid_t = 0
-                guard posix_spawn(&pid, path, nil, nil, argv, envp) == 0 else {
-                    continuation.resume(returning: -1)
-                    return
-                }
-                var status: Int32 = 0
-                while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
-                continuation.resume(returning: status)
-            }
-        }
-        guard status == 0 else {
-            throw Failed(description: "pg-test-cluster \(command) \(directory) failed (wait status \(status))")
+        let result = try await ChildProcess.run(path, [command, directory])
+        guard result.status == 0 else {
+            throw Failed(description: "pg-test-cluster \(command) \(directory) failed (exit \(result.status)): \(result.stderr)")
         }
     }
 

@@ -1,6 +1,7 @@
 import Foundation
 import TrellisCore
 import TrellisStore
+import TrellisTestSupport
 
 /// A migrated database of its own with a `StateStore` over it, plus DAG
 /// builders for the tests.

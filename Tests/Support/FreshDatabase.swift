@@ -3,10 +3,10 @@ import TrellisStore
 
 /// A database of its own for one test, created on the test cluster and
 /// dropped afterwards, so tests run in parallel without seeing each other.
-enum FreshDatabase {
+public enum FreshDatabase {
     /// Runs `body` with the URL of a new, empty database (migrated unless
     /// `migrated` is false), then drops the database.
-    static func with<T>(migrated: Bool = true, _ body: (String) async throws -> T) async throws -> T {
+    public static func with<T>(migrated: Bool = true, _ body: (String) async throws -> T) async throws -> T {
         let serverURL = try TestDatabase.url
         let name = "trellis_test_\(UInt64.random(in: 0...UInt64.max) >> 4)"
         let admin = try await PostgresConnection.connect(serverURL)
@@ -30,7 +30,7 @@ enum FreshDatabase {
         }
     }
 
-    static func replacingDatabase(in url: String, with name: String) -> String {
+    public static func replacingDatabase(in url: String, with name: String) -> String {
         var components = URLComponents(string: url)!
         components.path = "/" + name
         return components.string!

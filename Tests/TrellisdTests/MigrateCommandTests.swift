@@ -1,0 +1,65 @@
+import Foundation
+import Testing
+import TrellisTestSupport
+
+/// The real `trellisd migrate` binary against the test PostgreSQL.
+@Suite struct MigrateCommandTests {
+    @Test func migratesOnceThenIsANoOp() async throws {
+        try await FreshDatabase.with(migrated: false) { url in
+            let trellisd = try ChildProcess.builtProduct("trellisd")
+            let first = try await ChildProcess.run(trellisd, ["migrate", "--database-url", url])
+            #expect(first.status == 0, "\(first.stderr)")
+            #expect(first.stdout == "trellisd migrate: applied 1; the schema is at version 1\n")
+
+            // The URL from the environment this time, as the init container gets it.
+            var environment = ProcessInfo.processInfo.environment
+            environment["TRELLIS_DATABASE_URL"] = url
+            let second = try await ChildProcess.run(trellisd, ["migrate"], environment: environment)
+            #expect(second.status == 0, "\(second.stderr)")
+            #expect(second.stdout == "trellisd migrate: the schema is current (version 1); nothing to do\n")
+        }
+    }
+
+    @Test func unreachableDatabaseFailsWithTheReason() async throws {
+        let trellisd = try ChildProcess.builtProduct("trellisd")
+        let result = try await ChildProcess.run(trellisd, [
+            "migrate", "--database-url", "postgresql://nobody@127.0.0.1:1/none?connect_timeout=2", "--wait-timeout", "0s",
+        ])
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("trellisd migrate: cannot reach the database:"), "\(result.stderr)")
+    }
+
+    @Test func configurationProblemsExitTwoAndListEveryOne() async throws {
+        let trellisd = try ChildProcess.builtProduct("trellisd")
+        var environment = ProcessInfo.processInfo.environment
+        environment["TRELLIS_PARALLELISM"] = "many"
+        let result = try await ChildProcess.run(trellisd, ["migrate", "--database-url", "x", "--heartbeat-ttl", "soon"], environment: environment)
+        #expect(result.status == 2)
+        #expect(result.stderr.contains("environment TRELLIS_PARALLELISM: must be a whole number of at least 1, not 'many'"), "\(result.stderr)")
+        #expect(result.stderr.contains(#"flag --heartbeat-ttl: "soon" is not a duration"#), "\(result.stderr)")
+    }
+
+    @Test func missingDatabaseURLSaysWhereToSetIt() async throws {
+        let trellisd = try ChildProcess.builtProduct("trellisd")
+        var environment = ProcessInfo.processInfo.environment
+        environment.removeValue(forKey: "TRELLIS_DATABASE_URL")
+        let result = try await ChildProcess.run(trellisd, ["migrate"], environment: environment)
+        #expect(result.status == 2)
+        #expect(result.stderr.contains("no database: set database_url in the file, TRELLIS_DATABASE_URL, or --database-url"), "\(result.stderr)")
+    }
+}
+
+/// Every flag docs/configuration.md documents is one trellisd accepts.
+@Suite struct TrellisdFlagTests {
+    @Test func everyDocumentedFlagIsAccepted() async throws {
+        let docs = try String(contentsOf: URL(fileURLWithPath: #filePath)
+            .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("docs/configuration.md"), encoding: .utf8)
+        let flags = docs.split(separator: "`").filter { $0.hasPrefix("--") }.map { String($0.split(separator: " ")[0]) }
+        #expect(flags.count >= 16)
+        let help = try await ChildProcess.run(try ChildProcess.builtProduct("trellisd"), ["migrate", "--help"])
+        for flag in flags {
+            #expect(help.stdout.contains(flag + " "), "trellisd migrate --help does not list \(flag)")
+        }
+    }
+}
