@@ -43,6 +43,31 @@ import TrellisStore
         }
     }
 
+    @Test func aFailureWithTriesLeftKeepsItsRetryTimeAndOnlyThen() async throws {
+        try await StoreFixture.with { store in
+            let (_, instances) = try await StoreFixture.scheduledRun(store, try StoreFixture.simpleDag("r", taskCount: 1, retries: 1))
+            let id = instances[0].id
+            let retryAt = Date(timeIntervalSince1970: 1_900_000_000.25)
+
+            let first = try #require(try await store.claimReady(limit: 1).first)
+            _ = try await store.startAttempt(taskInstanceID: id, fencingToken: first.fencingToken)
+            let failed = try await store.endAttempt(
+                taskInstanceID: id, fencingToken: first.fencingToken, outcome: .failure, exitCode: 2, retryAt: retryAt)
+            #expect(failed?.to == .upForRetry)
+            #expect(try await store.taskInstance(id).nextRetryAt == retryAt)
+
+            // The retry runs; its own failure is the last try: failed, and no retry time.
+            _ = try await store.transition(TransitionRequest(taskInstanceID: id, event: .retry, expected: .upForRetry))
+            #expect(try await store.taskInstance(id).nextRetryAt == nil)
+            let second = try #require(try await store.claimReady(limit: 1).first)
+            _ = try await store.startAttempt(taskInstanceID: id, fencingToken: second.fencingToken)
+            let final = try await store.endAttempt(
+                taskInstanceID: id, fencingToken: second.fencingToken, outcome: .failure, retryAt: retryAt)
+            #expect(final?.to == .failed)
+            #expect(try await store.taskInstance(id).nextRetryAt == nil)
+        }
+    }
+
     @Test func logsAreKeptInChunksPerTry() async throws {
         try await StoreFixture.with { store in
             let (_, instances) = try await StoreFixture.scheduledRun(store, try StoreFixture.simpleDag("l", taskCount: 1, retries: 1))

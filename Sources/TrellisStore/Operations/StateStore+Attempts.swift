@@ -182,20 +182,26 @@ extension StateStore {
     /// The executor reports how a running attempt ended. Applies only while
     /// the instance is running with this fencing token; nil for a stale
     /// report (the attempt was cancelled, lost or already ended).
+    ///
+    /// `retryAt` is when the instance may run again if the attempt's end
+    /// leaves it `up_for_retry` (stored as `next_retry_at`).
     public func endAttempt(
         taskInstanceID: Int64, fencingToken: Int64, outcome: AttemptOutcome,
-        exitCode: Int? = nil, failureReason: String? = nil
+        exitCode: Int? = nil, failureReason: String? = nil, retryAt: Date? = nil
     ) async throws(PostgresError) -> AppliedTransition? {
         try await transition(TransitionRequest(
             taskInstanceID: taskInstanceID, event: outcome.event, expected: .running, fencingToken: fencingToken,
-            exitCode: exitCode, failureReason: failureReason))
+            exitCode: exitCode, failureReason: failureReason, retryAt: retryAt))
     }
 
     /// The executor could not start a queued attempt at all (image pull
     /// error, refused submission): counts as a try.
-    public func failToStart(taskInstanceID: Int64, fencingToken: Int64, reason: String) async throws(PostgresError) -> AppliedTransition? {
+    public func failToStart(
+        taskInstanceID: Int64, fencingToken: Int64, reason: String, retryAt: Date? = nil
+    ) async throws(PostgresError) -> AppliedTransition? {
         try await transition(TransitionRequest(
-            taskInstanceID: taskInstanceID, event: .fail, expected: .queued, fencingToken: fencingToken, failureReason: reason))
+            taskInstanceID: taskInstanceID, event: .fail, expected: .queued, fencingToken: fencingToken, failureReason: reason,
+            retryAt: retryAt))
     }
 
     /// Every attempt of a task instance, oldest first.

@@ -31,8 +31,10 @@ public struct TaskInstanceRecord: Sendable, Hashable, RowDecodable {
     public var startDate: Date?
     public var endDate: Date?
     public var updatedAt: Date
+    /// When an `up_for_retry` instance may run again.
+    public var nextRetryAt: Date?
 
-    static let columns = "id, dag_run_id, dag_id, task_id, state, try_number, max_tries, retries, priority_weight, pool, pool_slots, queue, executor, fencing_token, start_date, end_date, updated_at"
+    static let columns = "id, dag_run_id, dag_id, task_id, state, try_number, max_tries, retries, priority_weight, pool, pool_slots, queue, executor, fencing_token, start_date, end_date, updated_at, next_retry_at"
     init(row: PostgresRow) throws(PostgresError) {
         id = try row.decode(0)
         dagRunID = try row.decode(1)
@@ -51,6 +53,7 @@ public struct TaskInstanceRecord: Sendable, Hashable, RowDecodable {
         startDate = try row.decodeIfPresent(14)
         endDate = try row.decodeIfPresent(15)
         updatedAt = try row.decode(16)
+        nextRetryAt = try row.decodeIfPresent(17)
     }
 }
 
@@ -75,10 +78,14 @@ public struct TransitionRequest: Sendable, Hashable {
     public var failureReason: String?
     /// Free text for the event log.
     public var detail: String?
+    /// When the instance may run again if this transition leaves it
+    /// `up_for_retry` (the caller's `RetryPolicy` decides); ignored otherwise.
+    public var retryAt: Date?
 
     public init(
         taskInstanceID: Int64, event: TaskInstanceEvent, expected: TaskState, fencingToken: Int64? = nil,
-        agentName: String? = nil, podName: String? = nil, exitCode: Int? = nil, failureReason: String? = nil, detail: String? = nil
+        agentName: String? = nil, podName: String? = nil, exitCode: Int? = nil, failureReason: String? = nil, detail: String? = nil,
+        retryAt: Date? = nil
     ) {
         self.taskInstanceID = taskInstanceID
         self.event = event
@@ -89,6 +96,7 @@ public struct TransitionRequest: Sendable, Hashable {
         self.exitCode = exitCode
         self.failureReason = failureReason
         self.detail = detail
+        self.retryAt = retryAt
     }
 }
 
@@ -184,6 +192,7 @@ extension StateStore {
             PostgresArray(requests.map(\.failureReason)),
             PostgresArray(requests.map(\.detail)),
             PostgresArray(requests.map { attemptReports.contains($0.event) }),
+            PostgresArray(requests.map(\.retryAt)),
         ]
     }
 
@@ -202,8 +211,9 @@ extension StateStore {
     static let transitionSQL = """
         WITH r AS (
             SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bool[], $6::bool[], $7::bool[],
-                                 $8::bigint[], $9::text[], $10::text[], $11::integer[], $12::text[], $13::text[], $14::bool[])
-                AS r(id, expected, event, target, retry_or_fail, starts_try, renews, token, agent, pod, exit_code, reason, detail, fenced)
+                                 $8::bigint[], $9::text[], $10::text[], $11::integer[], $12::text[], $13::text[], $14::bool[],
+                                 $15::timestamptz[])
+                AS r(id, expected, event, target, retry_or_fail, starts_try, renews, token, agent, pod, exit_code, reason, detail, fenced, retry_at)
         ), u AS (
             UPDATE task_instance ti SET
                 state = \(newState),
@@ -213,6 +223,7 @@ extension StateStore {
                 start_date = CASE WHEN (\(newState)) = 'running' THEN now()
                                   WHEN (\(newState)) IN ('none', 'scheduled') THEN NULL ELSE ti.start_date END,
                 end_date = CASE WHEN (\(newState)) IN ('success', 'failed', 'skipped', 'upstream_failed', 'removed', 'up_for_retry') THEN now() END,
+                next_retry_at = CASE WHEN (\(newState)) = 'up_for_retry' THEN r.retry_at END,
                 updated_at = now()
             FROM r
             WHERE ti.id = r.id AND ti.state = r.expected
