@@ -47,6 +47,13 @@ import TrellisProto
         await test.server.shutdown(grace: .seconds(5))
     }
 
+    /// A send that met a connection the server had already closed.
+    static func isClosedByPeer(_ error: any Error) -> Bool {
+        if let error = error as? IOError { return error.errnoCode == EPIPE || error.errnoCode == ECONNRESET }
+        if let error = error as? ChannelError { return error == .ioOnClosedChannel || error == .alreadyClosed }
+        return false
+    }
+
     static func run(_ attack: Attack, seed: UInt64, port: Int) async throws {
         var random = SplitMix64(seed: seed)
         let peer = try await RawPeer(port: port)
@@ -117,7 +124,7 @@ import TrellisProto
                 _ = try await peer.framesUntilClosed()
                 return
             }
-        } catch let error as IOError where error.errnoCode == EPIPE || error.errnoCode == ECONNRESET {
+        } catch where Self.isClosedByPeer(error) {
             // Under load the server may already have closed this connection
             // (its 300 ms handshake timeout) before all of our bytes went out:
             // a clean close of this connection only, which is what we check.
