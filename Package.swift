@@ -104,7 +104,7 @@ let package = Package(
         .target(
             name: "TrellisControlPlane",
             dependencies: [
-                "TrellisCore", "TrellisProto", "TrellisPluginABI",
+                "TrellisCore", "TrellisProto", "TrellisPluginABI", "TrellisStore",
                 .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: strictSwift
@@ -193,7 +193,7 @@ let package = Package(
 
         .testTarget(
             name: "TrellisControlPlaneTests",
-            dependencies: ["TrellisControlPlane", "TrellisCore", "TrellisProto"],
+            dependencies: ["TrellisControlPlane", "TrellisCore", "TrellisProto", "TrellisStore", "TrellisTestSupport"],
             swiftSettings: strictSwift
         ),
         .testTarget(

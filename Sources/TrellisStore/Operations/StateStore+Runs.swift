@@ -37,8 +37,11 @@ public struct DagRunRecord: Sendable, Hashable, RowDecodable {
     public var createdAt: Date
     public var startDate: Date?
     public var endDate: Date?
+    /// The data interval of a scheduled run; nil for manual runs without one.
+    public var dataIntervalStart: Date?
+    public var dataIntervalEnd: Date?
 
-    static let columns = "id, dag_id, dag_version, run_id, logical_date, run_type, state, conf, created_at, start_date, end_date"
+    static let columns = "id, dag_id, dag_version, run_id, logical_date, run_type, state, conf, created_at, start_date, end_date, data_interval_start, data_interval_end"
     init(row: PostgresRow) throws(PostgresError) {
         id = try row.decode(0)
         dagID = try row.decode(1)
@@ -51,6 +54,8 @@ public struct DagRunRecord: Sendable, Hashable, RowDecodable {
         createdAt = try row.decode(8)
         startDate = try row.decodeIfPresent(9)
         endDate = try row.decodeIfPresent(10)
+        dataIntervalStart = try row.decodeIfPresent(11)
+        dataIntervalEnd = try row.decodeIfPresent(12)
     }
 }
 
@@ -157,6 +162,26 @@ extension StateStore {
         }
         guard let run = runs.first else { throw PostgresError(.notFound, "no run \(id)") }
         return run
+    }
+
+    /// Runs in `state`, oldest logical date first.
+    public func runs(state: DagRunState, limit: Int = 1_000) async throws(PostgresError) -> [DagRunRecord] {
+        try await pool.withSession { session in
+            try session.all(
+                DagRunRecord.self,
+                "SELECT \(DagRunRecord.columns) FROM dag_run WHERE state = $1 ORDER BY logical_date, id LIMIT $2", [state, limit])
+        }
+    }
+
+    /// The runs of a DAG with a logical date before `date`, newest first
+    /// (the previous run, for `depends_on_past`).
+    public func runs(dagID: String, before date: Date, limit: Int = 1) async throws(PostgresError) -> [DagRunRecord] {
+        try await pool.withSession { session in
+            try session.all(
+                DagRunRecord.self,
+                "SELECT \(DagRunRecord.columns) FROM dag_run WHERE dag_id = $1 AND logical_date < $2 ORDER BY logical_date DESC LIMIT $3",
+                [dagID, date, limit])
+        }
     }
 
     /// The runs of a DAG, newest logical date first.

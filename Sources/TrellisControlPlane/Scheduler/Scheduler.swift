@@ -1,0 +1,230 @@
+public import Foundation
+import TrellisCore
+import TrellisProto
+public import TrellisStore
+
+/// The scheduling core of the control plane: evaluates runs with
+/// TrellisCore's pure decisions, dispatches claimed task instances to their
+/// executors, and records what executors report, re-evaluating the affected
+/// run at once (event-driven, not at the next poll).
+///
+/// Every state change goes through the store's guarded transitions, so a
+/// decision taken on a stale view simply does not apply.
+public actor Scheduler {
+    /// Knobs of the scheduling core.
+    public struct Settings: Sendable {
+        /// The executor of tasks that name none.
+        public var defaultExecutor: String
+        /// Task instances claimed per dispatch round.
+        public var dispatchBatch: Int
+
+        public init(defaultExecutor: String = "persistent-pool", dispatchBatch: Int = 256) {
+            self.defaultExecutor = defaultExecutor
+            self.dispatchBatch = dispatchBatch
+        }
+    }
+
+    private let store: StateStore
+    private let executors: ExecutorHost
+    private let settings: Settings
+    private let now: @Sendable () -> Date
+    /// Parsed DAG versions, by (dag id, version): versions never change.
+    private var versions: [DagVersionKey: DagVersion] = [:]
+
+    public init(store: StateStore, executors: ExecutorHost, settings: Settings = Settings(), now: @escaping @Sendable () -> Date = { Date() }) {
+        self.store = store
+        self.executors = executors
+        self.settings = settings
+        self.now = now
+    }
+
+    // MARK: Runs
+
+    /// Starts queued runs within `max_active_runs`, evaluates every running
+    /// run, and dispatches what became ready: one scheduler pass.
+    public func pass() async throws {
+        try await store.startQueuedRuns()
+        for run in try await store.runs(state: .running) {
+            try await evaluate(run)
+        }
+        try await dispatch()
+    }
+
+    /// Applies the pure decisions to one run: schedules, skips and fails
+    /// downstream task instances, makes due retries ready, and finishes the
+    /// run when every instance is done.
+    public func evaluate(runID: Int64) async throws {
+        try await evaluate(try await store.run(runID))
+    }
+
+    private func evaluate(_ run: DagRunRecord) async throws {
+        guard run.state == .running else { return }
+        let version = try await dagVersion(run.dagID, run.dagVersion)
+        let instances = try await store.taskInstances(runID: run.id)
+        let byTask = Dictionary(uniqueKeysWithValues: instances.map { ($0.taskID, $0) })
+        let snapshots = version.graph.taskIDs.map { id in
+            byTask[id].map { TaskInstanceSnapshot($0.state, retryAt: $0.nextRetryAt) } ?? TaskInstanceSnapshot(.removed)
+        }
+        let previous = version.dependsOnPast ? try await previousRun(of: run, version: version) : nil
+        let decision = version.evaluator.evaluate(snapshots, previousRun: previous, now: now())
+
+        let requests = decision.changes.compactMap { change -> TransitionRequest? in
+            guard let instance = byTask[change.taskID] else { return nil }
+            return TransitionRequest(taskInstanceID: instance.id, event: change.event, expected: change.from)
+        }
+        if !requests.isEmpty { _ = try await store.transition(requests) }
+        switch decision.outcome {
+        case .running: break
+        case .success: _ = try await store.finishRun(run.id, state: .success)
+        case .failed: _ = try await store.finishRun(run.id, state: .failed)
+        }
+    }
+
+    /// The previous run's instance of each task, by graph position, for
+    /// `depends_on_past` (Airflow's prev_dagrun_dep: the run with the latest
+    /// logical date before this one).
+    private func previousRun(of run: DagRunRecord, version: DagVersion) async throws -> [PreviousTaskInstance]? {
+        guard let previous = try await store.runs(dagID: run.dagID, before: run.logicalDate, limit: 1).first else { return nil }
+        let states = Dictionary(uniqueKeysWithValues: try await store.taskInstances(runID: previous.id).map { ($0.taskID, $0.state) })
+        return version.graph.taskIDs.map { id in states[id].map(PreviousTaskInstance.state) ?? .missing }
+    }
+
+    // MARK: Dispatch
+
+    /// Claims ready task instances (priority order, within pool slots and
+    /// `max_active_tasks`) and hands each to its executor. One whose executor
+    /// is not loaded, whose templates cannot render or which its executor
+    /// refuses fails to start with that reason, which the task grid shows.
+    public func dispatch() async throws {
+        while true {
+            let claims = try await store.claimReady(limit: settings.dispatchBatch)
+            for claim in claims { try await submit(claim) }
+            if claims.count < settings.dispatchBatch { return }
+        }
+    }
+
+    private func submit(_ claim: ClaimedTask) async throws {
+        let run = try await store.run(claim.dagRunID)
+        let version = try await dagVersion(run.dagID, run.dagVersion)
+        guard let position = version.graph.index[claim.taskID] else {
+            _ = try await store.failToStart(taskInstanceID: claim.taskInstanceID, fencingToken: claim.fencingToken,
+                                            reason: "task '\(claim.taskID)' is not in version \(run.dagVersion) of DAG '\(run.dagID)'")
+            return
+        }
+        let task = version.spec.tasks[position]
+        let instance = try await store.taskInstance(claim.taskInstanceID)
+        let executor = claim.executor.isEmpty ? settings.defaultExecutor : claim.executor
+        let tryNumber = instance.tryNumber + 1
+        do {
+            var assignment = Trellis_V1_TaskAssignment()
+            assignment.attempt.attemptID = AttemptIdentity(taskInstanceID: claim.taskInstanceID, attemptID: claim.attemptID).text
+            assignment.attempt.fencingToken = claim.fencingToken
+            assignment.dagID = run.dagID
+            assignment.runID = run.runID
+            assignment.taskID = claim.taskID
+            assignment.tryNumber = Int32(tryNumber)
+            assignment.logicalDate.unixMicros = Int64((run.logicalDate.timeIntervalSince1970 * 1_000_000).rounded())
+            assignment.task = try TaskRendering.render(task, context: TemplateContext(
+                dagID: run.dagID, taskID: claim.taskID, runID: run.runID, tryNumber: tryNumber,
+                logicalDate: run.logicalDate,
+                dataIntervalStart: run.dataIntervalStart ?? run.logicalDate,
+                dataIntervalEnd: run.dataIntervalEnd ?? run.logicalDate,
+                params: TaskRendering.params(defaults: version.spec.paramsJson, conf: run.conf)
+            ))
+            assignment.task.executor = executor
+            try executors.submit(assignment, to: executor)
+        } catch {
+            let reason = (error as? ExecutorHostError)?.message ?? (error as? CoreError)?.message ?? "\(error)"
+            let retryAt = RetryPolicy(spec: task).nextRetry(afterTry: tryNumber, endedAt: now(), of: jitterKey(run, claim.taskID))
+            _ = try await store.failToStart(taskInstanceID: claim.taskInstanceID, fencingToken: claim.fencingToken,
+                                            reason: reason, retryAt: retryAt)
+            try await evaluate(runID: run.id)
+        }
+    }
+
+    // MARK: Executor events
+
+    /// Records one executor event: an attempt started, wrote log output or
+    /// ended. An ended attempt's run is evaluated and dispatched at once.
+    /// Events carrying a stale fencing token change nothing.
+    public func record(_ record: ExecutorEventRecord) async throws {
+        let event = record.event
+        guard let identity = AttemptIdentity(event.attempt.attemptID) else { return }
+        switch event.event {
+        case .started(let started)?:
+            _ = try await store.startAttempt(
+                taskInstanceID: identity.taskInstanceID, fencingToken: event.attempt.fencingToken,
+                agentName: record.executor == "pod-per-task" ? nil : started.node.nilIfEmpty,
+                podName: record.executor == "pod-per-task" ? started.externalID.nilIfEmpty : nil)
+        case .log(let chunk)?:
+            _ = try await store.appendLog(attemptID: identity.attemptID, Array(chunk.data))
+        case .finished(let finished)?:
+            let instance = try await store.taskInstance(identity.taskInstanceID)
+            let run = try await store.run(instance.dagRunID)
+            let version = try await dagVersion(run.dagID, run.dagVersion)
+            let retryAt = version.graph.index[instance.taskID].map { position in
+                RetryPolicy(spec: version.spec.tasks[position])
+                    .nextRetry(afterTry: instance.tryNumber, endedAt: now(), of: jitterKey(run, instance.taskID))
+            }
+            let exitCode: Int? = if case .exitCode(let code)? = finished.exit { Int(code) } else { nil }
+            let reason = [finished.reason, finished.message].filter { !$0.isEmpty }.joined(separator: ": ")
+            let applied = try await store.endAttempt(
+                taskInstanceID: identity.taskInstanceID, fencingToken: event.attempt.fencingToken,
+                outcome: Self.outcome(finished.outcome), exitCode: exitCode, failureReason: reason.nilIfEmpty, retryAt: retryAt)
+            if applied != nil {
+                try await evaluate(run)
+                try await dispatch()
+            }
+        case nil:
+            return
+        }
+    }
+
+    private static func outcome(_ outcome: Trellis_V1_AttemptOutcome) -> AttemptOutcome {
+        switch outcome {
+        case .succeeded: .success
+        case .timedOut: .timedOut
+        case .lost: .lost
+        case .failed, .cancelled, .unspecified, .UNRECOGNIZED: .failure
+        }
+    }
+
+    private func jitterKey(_ run: DagRunRecord, _ taskID: String) -> RetryJitterKey {
+        RetryJitterKey(dagID: run.dagID, taskID: taskID, runKey: run.runID)
+    }
+
+    // MARK: DAG versions
+
+    private func dagVersion(_ dagID: String, _ version: Int) async throws -> DagVersion {
+        let key = DagVersionKey(dagID: dagID, version: version)
+        if let cached = versions[key] { return cached }
+        let spec = try await store.dagSpec(dagID, version: version)
+        let parsed = try DagVersion(spec: spec)
+        versions[key] = parsed
+        return parsed
+    }
+}
+
+private struct DagVersionKey: Hashable {
+    var dagID: String
+    var version: Int
+}
+
+/// A stored DAG version made ready for evaluation.
+private struct DagVersion {
+    let spec: Trellis_V1_DagSpec
+    let graph: DagGraph
+    let evaluator: RunEvaluator
+    let dependsOnPast: Bool
+
+    init(spec: Trellis_V1_DagSpec) throws {
+        self.spec = spec
+        evaluator = try RunEvaluator(spec: spec)
+        graph = evaluator.graph
+        dependsOnPast = spec.tasks.contains(where: \.dependsOnPast)
+    }
+}
+
+extension String {
+    var nilIfEmpty: String? { isEmpty ? nil : self }
+}

@@ -1,0 +1,148 @@
+import Foundation
+import Synchronization
+import Testing
+import TrellisCore
+import TrellisStore
+import TrellisTestSupport
+
+@testable import TrellisControlPlane
+
+/// The scheduling core against a real PostgreSQL, with the C plugin c-instant
+/// as executor: runs go to their end through evaluation, dispatch and
+/// executor events alone.
+@Suite struct SchedulerTests {
+    @Test func diamondWithARetryRunsEachTaskAsOftenAsItShould() async throws {
+        let dag = try DagFile.parse("""
+            dag_id: diamond
+            default_args: {executor: c-instant, retry_delay: 0s}
+            tasks:
+              - {task_id: start, executor_config: {}}
+              - {task_id: left, retries: 1, executor_config: {fail_until_try: 1, exit_code: 7}}
+              - {task_id: right, executor_config: {delay_ms: 50}}
+              - {task_id: join, executor_config: {}}
+            dependencies:
+              - "start >> [left, right] >> join"
+            """, file: "diamond.yaml")
+        try await SchedulerFixture.with(dag) { fixture, runID in
+            #expect(try await fixture.waitForEnd(runID) == .success)
+            let grid = try await fixture.grid(runID)
+            #expect(grid.mapValues(\.state) == ["start": .success, "left": .success, "right": .success, "join": .success])
+            #expect(grid.mapValues(\.tryNumber) == ["start": 1, "left": 2, "right": 1, "join": 1])
+            let leftAttempts = try await fixture.store.attempts(taskInstanceID: grid["left"]!.id)
+            #expect(leftAttempts.map(\.exitCode) == [7, 0])
+            // c-instant recorded each execution: every task ran exactly its tries.
+            #expect(try fixture.executions().sorted() == ["join#1", "left#1", "left#2", "right#1", "start#1"])
+        }
+    }
+
+    @Test func failureExhaustingRetriesFailsDownstreamAndTheRun() async throws {
+        let dag = try DagFile.parse("""
+            dag_id: failing
+            default_args: {executor: c-instant, retry_delay: 0s}
+            tasks:
+              - {task_id: extract, retries: 2, executor_config: {fail_until_try: 5}}
+              - {task_id: load, upstream: [extract], executor_config: {}}
+              - {task_id: cleanup, upstream: [extract], trigger_rule: all_done, executor_config: {}}
+            """, file: "failing.yaml")
+        try await SchedulerFixture.with(dag) { fixture, runID in
+            #expect(try await fixture.waitForEnd(runID) == .failed)
+            let grid = try await fixture.grid(runID)
+            #expect(grid.mapValues(\.state) == ["extract": .failed, "load": .upstreamFailed, "cleanup": .success])
+            #expect(grid["extract"]?.tryNumber == 3)
+            #expect(try fixture.executions().sorted() == ["cleanup#1", "extract#1", "extract#2", "extract#3"])
+        }
+    }
+
+    @Test func aTaskWhoseExecutorIsNotLoadedFailsWithThatReason() async throws {
+        let dag = try DagFile.parse("""
+            dag_id: missing_executor
+            tasks:
+              - {task_id: gpu, executor: gpu-batch, executor_config: {cpus: 4}}
+            """, file: "missing.yaml")
+        try await SchedulerFixture.with(dag) { fixture, runID in
+            #expect(try await fixture.waitForEnd(runID) == .failed)
+            let instance = try #require(try await fixture.grid(runID)["gpu"])
+            #expect(instance.state == .failed)
+            let attempt = try #require(try await fixture.store.attempts(taskInstanceID: instance.id).first)
+            #expect(attempt.failureReason?.contains("executor 'gpu-batch' is not loaded (loaded: c-instant)") == true)
+        }
+    }
+
+    @Test func templatesAreRenderedForEachAttempt() throws {
+        let dag = try DagFile.parse("""
+            dag_id: templated
+            params: {region: eu, limit: 10}
+            tasks:
+              - task_id: export
+                executor: persistent-pool
+                command: [echo, "{{ ds }}", "{{ params.region }}", "{{ params.limit }}", "{{ try_number }}"]
+                env: {RUN: "{{ run_id }}"}
+            """, file: "templated.yaml")
+        let rendered = try TaskRendering.render(dag.spec.tasks[0], context: TemplateContext(
+            dagID: "templated", taskID: "export", runID: "manual__1", tryNumber: 2,
+            logicalDate: Date(timeIntervalSince1970: 1_700_000_000), dataIntervalStart: Date(timeIntervalSince1970: 1_700_000_000),
+            dataIntervalEnd: Date(timeIntervalSince1970: 1_700_000_000),
+            params: TaskRendering.params(defaults: dag.spec.paramsJson, conf: #"{"region": "us"}"#)))
+        #expect(rendered.process.command == ["echo", "2023-11-14", "us", "10", "2"])
+        #expect(rendered.process.env.map(\.value) == ["manual__1"])
+    }
+}
+
+/// A store on a fresh database, an executor host with c-instant recording
+/// its executions, and a scheduler fed by the host's events.
+private struct SchedulerFixture {
+    let store: StateStore
+    let recordFile: String
+
+    static func with(_ dag: DagDefinition, _ body: (SchedulerFixture, Int64) async throws -> Void) async throws {
+        try await FreshDatabase.with { url in
+            let pool = PostgresPool(url, maximumConnections: 4)
+            let store = StateStore(pool: pool)
+            let recordFile = FileManager.default.temporaryDirectory.appendingPathComponent("c-instant-\(UUID().uuidString).tsv").path
+            defer { try? FileManager.default.removeItem(atPath: recordFile) }
+
+            let (events, sink) = AsyncStream<ExecutorEventRecord>.makeStream()
+            let host = ExecutorHost(hostID: "test", log: { _, _, _ in }, events: { sink.yield($0) })
+            _ = try host.load(path: try ChildProcess.builtProduct("libtrellis-executor-c-instant.so")) { _ in #"{"record_file": "\#(recordFile)"}"# }
+            let scheduler = Scheduler(store: store, executors: host, settings: .init(defaultExecutor: "c-instant"))
+            let consumer = Task {
+                for await event in events { try? await scheduler.record(event) }
+            }
+
+            try await store.submitDag(dag)
+            let (run, _) = try await store.createRun(dagID: dag.spec.dagID, logicalDate: Date(timeIntervalSince1970: 1_700_000_000), runType: .manual)
+            try await scheduler.pass()
+            do {
+                try await body(SchedulerFixture(store: store, recordFile: recordFile), run.id)
+            } catch {
+                host.shutdown(); sink.finish(); consumer.cancel(); await pool.close()
+                throw error
+            }
+            host.shutdown(); sink.finish(); consumer.cancel(); await pool.close()
+        }
+    }
+
+    /// Waits (up to 20 s) for the run to finish; its final state.
+    func waitForEnd(_ runID: Int64) async throws -> DagRunState {
+        for _ in 0..<2_000 {
+            let state = try await store.run(runID).state
+            if state == .success || state == .failed { return state }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        Issue.record("run \(runID) did not finish within 20 s: \(try await grid(runID).mapValues(\.state))")
+        return try await store.run(runID).state
+    }
+
+    func grid(_ runID: Int64) async throws -> [String: TaskInstanceRecord] {
+        Dictionary(uniqueKeysWithValues: try await store.taskInstances(runID: runID).map { ($0.taskID, $0) })
+    }
+
+    /// "task#try" for every execution c-instant recorded.
+    func executions() throws -> [String] {
+        guard FileManager.default.fileExists(atPath: recordFile) else { return [] }
+        return try String(contentsOfFile: recordFile, encoding: .utf8).split(separator: "\n").map { line in
+            let fields = line.split(separator: "\t", omittingEmptySubsequences: false)
+            return "\(fields[3])#\(fields[4])"
+        }
+    }
+}
