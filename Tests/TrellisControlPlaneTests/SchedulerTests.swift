@@ -146,3 +146,61 @@ private struct SchedulerFixture {
         }
     }
 }
+
+/// Scheduled runs: the timetable decides which runs are due at `now`.
+@Suite struct ScheduledRunTests {
+    static let now = Date(timeIntervalSince1970: 1_700_010_000)  // 2023-11-15T01:00:00Z
+
+    static func dag(_ id: String, catchup: Bool, schedule: String = "@daily") throws -> DagDefinition {
+        try DagFile.parse("""
+            dag_id: \(id)
+            schedule: "\(schedule)"
+            start_date: 2023-11-12
+            catchup: \(catchup)
+            tasks:
+              - {task_id: t, executor: c-instant, executor_config: {}}
+            """, file: "\(id).yaml")
+    }
+
+    @Test func catchupCreatesEveryMissedIntervalOnce() async throws {
+        try await FreshDatabase.with { url in
+            let pool = PostgresPool(url, maximumConnections: 2)
+            defer { Task { await pool.close() } }
+            let store = StateStore(pool: pool)
+            try await store.submitDag(try Self.dag("nightly", catchup: true))
+            let scheduler = Scheduler(store: store, executors: ExecutorHost(hostID: "t", log: { _, _, _ in }, events: { _ in }), now: { Self.now })
+
+            #expect(try await scheduler.createDueRuns() == 3)
+            #expect(try await scheduler.createDueRuns() == 0)
+            let runs = try await store.runs(dagID: "nightly").sorted { $0.logicalDate < $1.logicalDate }
+            #expect(runs.map(\.runID) == [
+                "scheduled__2023-11-12T00:00:00+00:00", "scheduled__2023-11-13T00:00:00+00:00", "scheduled__2023-11-14T00:00:00+00:00",
+            ])
+            #expect(runs.map(\.logicalDate) == [1_699_747_200, 1_699_833_600, 1_699_920_000].map { Date(timeIntervalSince1970: $0) })
+            #expect(runs.map(\.dataIntervalEnd) == [1_699_833_600, 1_699_920_000, 1_700_006_400].map { Date(timeIntervalSince1970: $0) })
+            #expect(runs.allSatisfy { $0.runType == .scheduled })
+        }
+    }
+
+    @Test func withoutCatchupOnlyTheLatestIntervalAndNothingForPausedOrManualDags() async throws {
+        try await FreshDatabase.with { url in
+            let pool = PostgresPool(url, maximumConnections: 2)
+            defer { Task { await pool.close() } }
+            let store = StateStore(pool: pool)
+            try await store.submitDag(try Self.dag("latest_only", catchup: false))
+            try await store.submitDag(try Self.dag("paused", catchup: true))
+            try await store.setPaused("paused", true)
+            try await store.submitDag(try DagFile.parse("""
+                dag_id: manual_only
+                tasks: [{task_id: t, executor: c-instant, executor_config: {}}]
+                """, file: "manual.yaml"))
+            let scheduler = Scheduler(store: store, executors: ExecutorHost(hostID: "t", log: { _, _, _ in }, events: { _ in }), now: { Self.now })
+
+            #expect(try await scheduler.createDueRuns() == 1)
+            let runs = try await store.runs(dagID: "latest_only")
+            #expect(runs.map(\.logicalDate) == [Date(timeIntervalSince1970: 1_699_920_000)])  // 2023-11-14
+            #expect(try await store.runs(dagID: "paused").isEmpty)
+            #expect(try await store.runs(dagID: "manual_only").isEmpty)
+        }
+    }
+}

@@ -40,9 +40,11 @@ public actor Scheduler {
 
     // MARK: Runs
 
-    /// Starts queued runs within `max_active_runs`, evaluates every running
-    /// run, and dispatches what became ready: one scheduler pass.
+    /// One scheduler pass: creates the runs schedules made due, starts
+    /// queued runs within `max_active_runs`, evaluates every running run
+    /// (which also makes due retries ready), and dispatches what is ready.
     public func pass() async throws {
+        try await createDueRuns()
         try await store.startQueuedRuns()
         for run in try await store.runs(state: .running) {
             try await evaluate(run)
@@ -78,6 +80,30 @@ public actor Scheduler {
         case .success: _ = try await store.finishRun(run.id, state: .success)
         case .failed: _ = try await store.finishRun(run.id, state: .failed)
         }
+    }
+
+    /// Creates the scheduled runs that are due for every unpaused DAG, with
+    /// Airflow's timetable rules (`Timetable`): each run's data interval,
+    /// catchup of every missed interval or only the latest, `end_date`,
+    /// `@once`. Idempotent: a run per DAG and logical date is created once.
+    /// Returns how many runs were created.
+    @discardableResult
+    public func createDueRuns(limitPerDag: Int = 64) async throws -> Int {
+        var created = 0
+        for dag in try await store.dags() where !dag.isPaused {
+            let version = try await dagVersion(dag.dagID, dag.latestVersion)
+            guard let timetable = version.timetable else { continue }
+            let last = try await store.latestScheduledRun(dagID: dag.dagID)
+            let lastEnd = last.map { $0.dataIntervalEnd ?? $0.logicalDate }
+            for interval in timetable.dueRuns(lastDataIntervalEnd: lastEnd, now: now(), limit: limitPerDag) {
+                let result = try await store.createRun(
+                    dagID: dag.dagID, logicalDate: interval.logicalDate, runType: .scheduled,
+                    runID: RunIDs.generate(runType: DagRunType.scheduled.rawValue, logicalDate: interval.logicalDate),
+                    dataInterval: (interval.start, interval.end))
+                if result.created { created += 1 }
+            }
+        }
+        return created
     }
 
     /// The previous run's instance of each task, by graph position, for
@@ -216,12 +242,25 @@ private struct DagVersion {
     let graph: DagGraph
     let evaluator: RunEvaluator
     let dependsOnPast: Bool
+    /// nil for manual-only DAGs.
+    let timetable: Timetable?
 
     init(spec: Trellis_V1_DagSpec) throws {
         self.spec = spec
         evaluator = try RunEvaluator(spec: spec)
         graph = evaluator.graph
         dependsOnPast = spec.tasks.contains(where: \.dependsOnPast)
+        let schedule = try Schedule(parsing: spec.schedule.isEmpty ? nil : spec.schedule)
+        if case .manual = schedule {
+            timetable = nil
+        } else {
+            timetable = Timetable(
+                schedule: schedule,
+                timeZone: try ScheduleTimeZone(parsing: spec.timezone.isEmpty ? nil : spec.timezone),
+                startDate: Date(timeIntervalSince1970: Double(spec.startDate.unixMicros) / 1_000_000),
+                endDate: spec.hasEndDate ? Date(timeIntervalSince1970: Double(spec.endDate.unixMicros) / 1_000_000) : nil,
+                catchup: spec.catchup)
+        }
     }
 }
 

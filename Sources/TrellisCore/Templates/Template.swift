@@ -189,3 +189,12 @@ enum UTCFormat {
         return String(repeating: "0", count: max(0, width - text.count)) + text
     }
 }
+
+/// Run ids in Airflow's form, `<run type>__<logical date in ISO 8601>`
+/// (`scheduled__2020-08-07T01:00:00+00:00`), as `DagRun.generate_run_id`
+/// makes them, so scripts that parse Airflow run ids keep working.
+public enum RunIDs {
+    public static func generate(runType: String, logicalDate: Date) -> String {
+        "\(runType)__\(UTCFormat.timestamp(logicalDate))"
+    }
+}

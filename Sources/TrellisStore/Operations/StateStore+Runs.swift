@@ -184,6 +184,19 @@ extension StateStore {
         }
     }
 
+    /// The DAG's scheduled run with the latest data interval: where its
+    /// timetable continues from. Manual runs do not count.
+    public func latestScheduledRun(dagID: String) async throws(PostgresError) -> DagRunRecord? {
+        try await pool.withSession { session in
+            try session.all(
+                DagRunRecord.self,
+                """
+                SELECT \(DagRunRecord.columns) FROM dag_run WHERE dag_id = $1 AND run_type = 'scheduled'
+                ORDER BY coalesce(data_interval_end, logical_date) DESC LIMIT 1
+                """, [dagID])
+        }.first
+    }
+
     /// The runs of a DAG, newest logical date first.
     public func runs(dagID: String, limit: Int = 100) async throws(PostgresError) -> [DagRunRecord] {
         try await pool.withSession { session in
