@@ -92,9 +92,13 @@ import TrellisTestSupport
 /// its executions, and a scheduler fed by the host's events.
 private struct SchedulerFixture {
     let store: StateStore
+    let scheduler: Scheduler
     let recordFile: String
 
-    static func with(_ dag: DagDefinition, _ body: (SchedulerFixture, Int64) async throws -> Void) async throws {
+    static func with(
+        _ dag: DagDefinition, now: @escaping @Sendable () -> Date = { Date() }, passFirst: Bool = true,
+        _ body: (SchedulerFixture, Int64) async throws -> Void
+    ) async throws {
         try await FreshDatabase.with { url in
             let pool = PostgresPool(url, maximumConnections: 4)
             let store = StateStore(pool: pool)
@@ -104,16 +108,16 @@ private struct SchedulerFixture {
             let (events, sink) = AsyncStream<ExecutorEventRecord>.makeStream()
             let host = ExecutorHost(hostID: "test", log: { _, _, _ in }, events: { sink.yield($0) })
             _ = try host.load(path: try ChildProcess.builtProduct("libtrellis-executor-c-instant.so")) { _ in #"{"record_file": "\#(recordFile)"}"# }
-            let scheduler = Scheduler(store: store, executors: host, settings: .init(defaultExecutor: "c-instant"))
+            let scheduler = Scheduler(store: store, executors: host, settings: .init(defaultExecutor: "c-instant"), now: now)
             let consumer = Task {
                 for await event in events { try? await scheduler.record(event) }
             }
 
             try await store.submitDag(dag)
             let (run, _) = try await store.createRun(dagID: dag.spec.dagID, logicalDate: Date(timeIntervalSince1970: 1_700_000_000), runType: .manual)
-            try await scheduler.pass()
+            if passFirst { try await scheduler.pass() }
             do {
-                try await body(SchedulerFixture(store: store, recordFile: recordFile), run.id)
+                try await body(SchedulerFixture(store: store, scheduler: scheduler, recordFile: recordFile), run.id)
             } catch {
                 host.shutdown(); sink.finish(); consumer.cancel(); await pool.close()
                 throw error
@@ -133,6 +137,15 @@ private struct SchedulerFixture {
         return try await store.run(runID).state
     }
 
+    /// Waits (up to 20 s) until `condition` holds.
+    func wait(_ condition: () async throws -> Bool) async throws {
+        for _ in 0..<2_000 {
+            if try await condition() { return }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        Issue.record("condition not met within 20 s")
+    }
+
     func grid(_ runID: Int64) async throws -> [String: TaskInstanceRecord] {
         Dictionary(uniqueKeysWithValues: try await store.taskInstances(runID: runID).map { ($0.taskID, $0) })
     }
@@ -145,6 +158,60 @@ private struct SchedulerFixture {
             return "\(fields[3])#\(fields[4])"
         }
     }
+}
+
+/// Execution and queued timeouts, with the scheduler's clock moved by hand.
+@Suite struct TimeoutTests {
+    @Test func aRunningAttemptPastItsExecutionTimeoutIsStoppedAndFails() async throws {
+        let clock = TestClock()
+        let dag = try DagFile.parse("""
+            dag_id: slow
+            tasks:
+              - {task_id: slow, executor: c-instant, execution_timeout: 1s, executor_config: {delay_ms: 600000}}
+            """, file: "slow.yaml")
+        try await SchedulerFixture.with(dag, now: { clock.now }) { fixture, runID in
+            let id = try #require(try await fixture.grid(runID)["slow"]?.id)
+            try await fixture.wait { try await fixture.store.taskInstance(id).state == .running }
+            #expect(try await fixture.scheduler.enforceTimeouts() == 0)  // not yet
+
+            clock.advance(by: 5)
+            #expect(try await fixture.scheduler.enforceTimeouts() == 1)
+            #expect(try await fixture.store.taskInstance(id).state == .failed)
+            let attempt = try #require(try await fixture.store.attempts(taskInstanceID: id).last)
+            #expect(attempt.failureReason == "execution_timeout: ran longer than 1s")
+            #expect(try await fixture.store.run(runID).state == .failed)
+        }
+    }
+
+    @Test func anAttemptQueuedPastTheQueuedTimeoutFailsToStart() async throws {
+        let clock = TestClock()
+        let dag = try DagFile.parse("""
+            dag_id: stuck
+            tasks:
+              - {task_id: stuck, executor: c-instant, retries: 1, retry_delay: 1m, executor_config: {}}
+            """, file: "stuck.yaml")
+        try await SchedulerFixture.with(dag, now: { clock.now }, passFirst: false) { fixture, runID in
+            // Queued but never handed to an executor, as when its agent vanished.
+            try await fixture.store.startQueuedRuns()
+            try await fixture.scheduler.evaluate(runID: runID)
+            let claim = try #require(try await fixture.store.claimReady(limit: 1).first)
+
+            clock.advance(by: 700)
+            #expect(try await fixture.scheduler.enforceTimeouts() == 1)
+            let instance = try await fixture.store.taskInstance(claim.taskInstanceID)
+            #expect(instance.state == .upForRetry)
+            #expect(instance.tryNumber == 1)
+            let attempt = try #require(try await fixture.store.attempts(taskInstanceID: claim.taskInstanceID).last)
+            #expect(attempt.failureReason == "task_queued_timeout: queued for longer than 10m without starting")
+        }
+    }
+}
+
+/// A clock tests move by hand.
+private final class TestClock: Sendable {
+    private let current = Mutex(Date())
+    var now: Date { current.withLock { $0 } }
+    func advance(by seconds: TimeInterval) { current.withLock { $0 += seconds } }
 }
 
 /// Scheduled runs: the timetable decides which runs are due at `now`.

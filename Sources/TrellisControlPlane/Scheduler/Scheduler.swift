@@ -17,10 +17,13 @@ public actor Scheduler {
         public var defaultExecutor: String
         /// Task instances claimed per dispatch round.
         public var dispatchBatch: Int
+        /// A task queued longer than this fails (Airflow's `task_queued_timeout`).
+        public var taskQueuedTimeout: Duration
 
-        public init(defaultExecutor: String = "persistent-pool", dispatchBatch: Int = 256) {
+        public init(defaultExecutor: String = "persistent-pool", dispatchBatch: Int = 256, taskQueuedTimeout: Duration = .seconds(600)) {
             self.defaultExecutor = defaultExecutor
             self.dispatchBatch = dispatchBatch
+            self.taskQueuedTimeout = taskQueuedTimeout
         }
     }
 
@@ -45,6 +48,7 @@ public actor Scheduler {
     /// (which also makes due retries ready), and dispatches what is ready.
     public func pass() async throws {
         try await createDueRuns()
+        try await enforceTimeouts()
         try await store.startQueuedRuns()
         for run in try await store.runs(state: .running) {
             try await evaluate(run)
@@ -104,6 +108,53 @@ public actor Scheduler {
             }
         }
         return created
+    }
+
+    /// Fails what ran or waited too long: a running attempt past its task's
+    /// `execution_timeout` is cancelled on its executor and ends `timed out`
+    /// (retried if tries remain); an attempt queued longer than
+    /// `task_queued_timeout` fails to start with that reason. Returns how
+    /// many instances it moved.
+    @discardableResult
+    public func enforceTimeouts() async throws -> Int {
+        let now = now()
+        var moved = 0
+        for instance in try await store.taskInstances(inStates: [.queued, .running]) {
+            guard let token = instance.fencingToken else { continue }
+            let run = try await store.run(instance.dagRunID)
+            let version = try await dagVersion(run.dagID, run.dagVersion)
+            guard let position = version.graph.index[instance.taskID] else { continue }
+            let task = version.spec.tasks[position]
+            let policy = RetryPolicy(spec: task)
+            if instance.state == .running, let started = instance.startDate, let timeout = ExecutionTimeout(spec: task),
+               timeout.hasExpired(startedAt: started, now: now) {
+                let reason = "execution_timeout: ran longer than \(DurationText.format(millis: task.executionTimeout.millis))"
+                let retryAt = policy.nextRetry(afterTry: instance.tryNumber, endedAt: now, of: jitterKey(run, instance.taskID))
+                let applied = try await store.endAttempt(
+                    taskInstanceID: instance.id, fencingToken: token, outcome: .timedOut, failureReason: reason, retryAt: retryAt)
+                guard applied != nil else { continue }
+                moved += 1
+                let executor = instance.executor.isEmpty ? settings.defaultExecutor : instance.executor
+                let attempts = try await store.attempts(taskInstanceID: instance.id)
+                if let attempt = attempts.last(where: { $0.fencingToken == token }) {
+                    var cancel = Trellis_V1_CancelRequest()
+                    cancel.attempt.attemptID = AttemptIdentity(taskInstanceID: instance.id, attemptID: attempt.id).text
+                    cancel.attempt.fencingToken = token
+                    cancel.reason = reason
+                    // The attempt is already ended in the store; a failed cancel leaves nothing to undo.
+                    try? executors.cancel(cancel, on: executor)
+                }
+                try await evaluate(run)
+            } else if instance.state == .queued, now.timeIntervalSince(instance.updatedAt) > settings.taskQueuedTimeout.seconds {
+                let reason = "task_queued_timeout: queued for longer than \(DurationText.format(millis: settings.taskQueuedTimeout.milliseconds)) without starting"
+                let retryAt = policy.nextRetry(afterTry: instance.tryNumber + 1, endedAt: now, of: jitterKey(run, instance.taskID))
+                let applied = try await store.failToStart(taskInstanceID: instance.id, fencingToken: token, reason: reason, retryAt: retryAt)
+                guard applied != nil else { continue }
+                moved += 1
+                try await evaluate(run)
+            }
+        }
+        return moved
     }
 
     /// The previous run's instance of each task, by graph position, for
@@ -266,4 +317,9 @@ private struct DagVersion {
 
 extension String {
     var nilIfEmpty: String? { isEmpty ? nil : self }
+}
+
+extension Duration {
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+    var milliseconds: Int64 { components.seconds * 1_000 + components.attoseconds / 1_000_000_000_000_000 }
 }

@@ -137,6 +137,20 @@ extension StateStore {
         }
     }
 
+    /// Every task instance in one of `states`, across running runs (the
+    /// scheduler's timeout sweep reads queued and running ones).
+    public func taskInstances(inStates states: [TaskState], limit: Int = 10_000) async throws(PostgresError) -> [TaskInstanceRecord] {
+        try await pool.withSession { session in
+            try session.all(
+                TaskInstanceRecord.self,
+                """
+                SELECT \(TaskInstanceRecord.columns) FROM task_instance
+                WHERE state = ANY($1::text[]) AND dag_run_id IN (SELECT id FROM dag_run WHERE state = 'running')
+                ORDER BY id LIMIT $2
+                """, [PostgresArray(states.map(\.rawValue)), limit])
+        }
+    }
+
     /// One task instance by its id.
     public func taskInstance(_ id: Int64) async throws(PostgresError) -> TaskInstanceRecord {
         let rows = try await pool.withSession { session in
