@@ -174,7 +174,11 @@ private struct SchedulerFixture {
             try await fixture.wait { try await fixture.store.taskInstance(id).state == .running }
             #expect(try await fixture.scheduler.enforceTimeouts() == 0)  // not yet
 
-            clock.advance(by: 5)
+            // Relative to when the database saw it start, however loaded the machine is.
+            let started = try #require(try await fixture.store.taskInstance(id).startDate)
+            clock.set(started.addingTimeInterval(0.5))
+            #expect(try await fixture.scheduler.enforceTimeouts() == 0)
+            clock.set(started.addingTimeInterval(5))
             #expect(try await fixture.scheduler.enforceTimeouts() == 1)
             #expect(try await fixture.store.taskInstance(id).state == .failed)
             let attempt = try #require(try await fixture.store.attempts(taskInstanceID: id).last)
@@ -196,7 +200,10 @@ private struct SchedulerFixture {
             try await fixture.scheduler.evaluate(runID: runID)
             let claim = try #require(try await fixture.store.claimReady(limit: 1).first)
 
-            clock.advance(by: 700)
+            let queuedAt = try await fixture.store.taskInstance(claim.taskInstanceID).updatedAt
+            clock.set(queuedAt.addingTimeInterval(599))
+            #expect(try await fixture.scheduler.enforceTimeouts() == 0)
+            clock.set(queuedAt.addingTimeInterval(601))
             #expect(try await fixture.scheduler.enforceTimeouts() == 1)
             let instance = try await fixture.store.taskInstance(claim.taskInstanceID)
             #expect(instance.state == .upForRetry)
@@ -211,7 +218,7 @@ private struct SchedulerFixture {
 private final class TestClock: Sendable {
     private let current = Mutex(Date())
     var now: Date { current.withLock { $0 } }
-    func advance(by seconds: TimeInterval) { current.withLock { $0 += seconds } }
+    func set(_ date: Date) { current.withLock { $0 = date } }
 }
 
 /// Scheduled runs: the timetable decides which runs are due at `now`.
