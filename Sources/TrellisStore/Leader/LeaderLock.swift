@@ -32,7 +32,8 @@ public final class LeaderLock: @unchecked Sendable {
     // Guarded by `condition`.
     private var isHeldFlag = false
     private var heldPID: Int32?
-    private var lossWaiters: [CheckedContinuation<PostgresError, Never>] = []
+    private var lossWaiters: [UInt64: CheckedContinuation<PostgresError, Never>] = [:]
+    private var nextWaiter: UInt64 = 0
 
     /// A lock for `conninfo` under `key`; nothing happens until `tryAcquire`.
     public init(_ conninfo: String, key: Int64 = LeaderLock.defaultKey, checkInterval: Duration = .milliseconds(500)) {
@@ -69,17 +70,31 @@ public final class LeaderLock: @unchecked Sendable {
         }
     }
 
-    /// Returns once the lock is lost, with the reason; at once if it is not held.
+    /// Returns once the lock is lost, with the reason; at once if it is not
+    /// held. Cancelling the waiting task ends the wait (with a `cancelled`
+    /// error; the lock itself is untouched).
     public func lost() async -> PostgresError {
-        await withCheckedContinuation { continuation in
-            condition.lock()
-            if isHeldFlag {
-                lossWaiters.append(continuation)
-                condition.unlock()
-            } else {
-                condition.unlock()
-                continuation.resume(returning: PostgresError(.connectionLost, "the leader lock is not held"))
+        let id: UInt64 = condition.withLock {
+            nextWaiter += 1
+            return nextWaiter
+        }
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                condition.lock()
+                if isHeldFlag && !Task.isCancelled {
+                    lossWaiters[id] = continuation
+                    condition.unlock()
+                } else {
+                    let held = isHeldFlag
+                    condition.unlock()
+                    continuation.resume(returning: held
+                        ? PostgresError(.cancelled, "stopped waiting for the leader lock's loss")
+                        : PostgresError(.connectionLost, "the leader lock is not held"))
+                }
             }
+        } onCancel: {
+            let waiter: CheckedContinuation<PostgresError, Never>? = condition.withLock { lossWaiters.removeValue(forKey: id) }
+            waiter?.resume(returning: PostgresError(.cancelled, "stopped waiting for the leader lock's loss"))
         }
     }
 
@@ -159,8 +174,8 @@ public final class LeaderLock: @unchecked Sendable {
         let waiters = condition.withLock { () -> [CheckedContinuation<PostgresError, Never>] in
             isHeldFlag = false
             heldPID = nil
-            defer { lossWaiters = [] }
-            return lossWaiters
+            defer { lossWaiters = [:] }
+            return Array(lossWaiters.values)
         }
         if hadLock || !waiters.isEmpty {
             for waiter in waiters { waiter.resume(returning: reason) }

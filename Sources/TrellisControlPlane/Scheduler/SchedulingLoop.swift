@@ -1,0 +1,82 @@
+import Foundation
+import Synchronization
+public import TrellisStore
+
+/// Runs the scheduler for as long as this replica leads: waits for the
+/// leader lock, then makes a pass on every sweep (cron runs, due retries,
+/// timeouts) while executor events are recorded as they come (each ended
+/// attempt re-evaluates its run at once). When the lock is lost (its database
+/// session died), scheduling stops at once and the loop waits to lead again,
+/// so two replicas never schedule at the same time.
+public struct SchedulingLoop: Sendable {
+    public let scheduler: Scheduler
+    public let leader: LeaderLock
+    public let events: AsyncStream<ExecutorEventRecord>
+    public let sweepInterval: Duration
+    /// Told when this replica starts and stops leading (for `/readyz`).
+    public let onLeadership: @Sendable (Bool) -> Void
+
+    public init(
+        scheduler: Scheduler, leader: LeaderLock, events: AsyncStream<ExecutorEventRecord>,
+        sweepInterval: Duration = .seconds(1), onLeadership: @escaping @Sendable (Bool) -> Void = { _ in }
+    ) {
+        self.scheduler = scheduler
+        self.leader = leader
+        self.events = events
+        self.sweepInterval = sweepInterval
+        self.onLeadership = onLeadership
+    }
+
+    /// Runs until cancelled.
+    public func run() async throws {
+        let leading = LeadershipFlag()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            // One consumer for the loop's whole life (a stream has one).
+            group.addTask {
+                for await event in events where leading.isLeading {
+                    // A failed record leaves the attempt as it was; the
+                    // executor's next report or the timeout sweep settles it.
+                    try? await scheduler.record(event)
+                }
+            }
+            group.addTask {
+                while !Task.isCancelled {
+                    try await leader.acquire()
+                    leading.isLeading = true
+                    onLeadership(true)
+                    await leadUntilLost()
+                    leading.isLeading = false
+                    onLeadership(false)
+                }
+            }
+            try await group.next()
+            group.cancelAll()
+        }
+    }
+
+    /// Makes scheduler passes until the lock is lost or the task is cancelled.
+    private func leadUntilLost() async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { _ = await leader.lost() }
+            group.addTask {
+                while !Task.isCancelled {
+                    // A failed pass (database restarting) is retried on the next sweep.
+                    try? await scheduler.pass()
+                    try? await Task.sleep(for: sweepInterval)
+                }
+            }
+            await group.next()
+            group.cancelAll()
+        }
+    }
+}
+
+/// Whether this replica leads now, shared by the loop's tasks.
+private final class LeadershipFlag: Sendable {
+    private let value = Mutex(false)
+
+    var isLeading: Bool {
+        get { value.withLock { $0 } }
+        set { value.withLock { $0 = newValue } }
+    }
+}
