@@ -253,6 +253,16 @@ final class WireConnectionHandler: ChannelDuplexHandler {
             let task = Self.spawnUnary(id, body, payload, callContext, eventLoop, loopBound, handlerExecutor)
             // A handler that finished without suspending has already answered.
             if machine.isInboundOpen(id) { handlerTasks[id] = task }
+        case .unarySync(let body):
+            guard handlerExecutor != nil else {
+                let task = Self.spawnUnary(id, { try body($0, $1) }, payload, callContext, eventLoop, loopBound, nil)
+                if machine.isInboundOpen(id) { handlerTasks[id] = task }
+                return
+            }
+            // No task: answer before the next frame is read.
+            let result: Result<Data, any Error>
+            do { result = .success(try body(payload, callContext)) } catch { result = .failure(error) }
+            finishUnary(id, result)
         case .serverStreaming(let body):
             let task = Self.spawnStream(id, body, payload, callContext, eventLoop, loopBound, handlerExecutor)
             if machine.isInboundOpen(id) { handlerTasks[id] = task }
