@@ -37,35 +37,43 @@ enum WireBenchmark {
         ping.payload = Data(repeating: 0x2A, count: 32)
         let payload = try ping.serializedData()
 
-        // RPC and bare echo alternate, three rounds per shape, and each
+        // RPC (sync handler), bare echo and RPC (async handler) alternate,
+        // three rounds per shape, and each
         // figure is the median of its rounds: both see the same machine load
         // (another build on a shared machine moves absolute figures a lot).
         var rpc: [Double] = []
+        var rpcAsync: [Double] = []
         var bare: [Double] = []
         var raw: [Double] = []
         for shape in shapes {
             var rpcRounds: [Double] = []
+            var asyncRounds: [Double] = []
             var bareRounds: [Double] = []
             for _ in 0..<rounds {
-                rpcRounds.append(try await rpcCallsPerSecond(shape, payload: payload, group: group))
+                rpcRounds.append(try await rpcCallsPerSecond(shape, payload: payload, asyncHandler: false, group: group))
                 bareRounds.append(try await bareEchoesPerSecond(shape, payload: payload, group: group, decodeFrames: true))
+                asyncRounds.append(try await rpcCallsPerSecond(shape, payload: payload, asyncHandler: true, group: group))
             }
             rpc.append(median(rpcRounds))
+            rpcAsync.append(median(asyncRounds))
             bare.append(median(bareRounds))
             raw.append(try await bareEchoesPerSecond(shape, payload: payload, group: group, decodeFrames: false))
         }
         let best = rpc.indices.max { rpc[$0] < rpc[$1] }!
         var lines = [
-            Measurement(name: "wire.unary_calls_per_s", value: rpc[best], unit: "calls/s (\(shapes[best].name))"),
+            Measurement(name: "wire.unary_calls_per_s", value: rpc[best], unit: "calls/s (\(shapes[best].name); unarySync handler)"),
             Measurement(name: "wire.bare_echo_per_s", value: bare[best], unit: "echoes/s (\(shapes[best].name); Frame codec, no RPC layer)"),
-            Measurement(name: "wire.ratio", value: rpc[best] / bare[best], unit: "rpc/bare (\(shapes[best].name))"),
+            Measurement(name: "wire.ratio", value: rpc[best] / bare[best], unit: "rpc/bare (\(shapes[best].name); unarySync handler)"),
+            Measurement(name: "wire.ratio_async_handler", value: rpcAsync[best] / bare[best], unit: "rpc/bare (\(shapes[best].name); async .unary handler)"),
             Measurement(name: "wire.raw_bytes_echo_per_s", value: raw[best], unit: "echoes/s (\(shapes[best].name); length prefix only, protobuf not decoded)"),
         ]
         for index in shapes.indices {
             let name = shapes[index].name
             lines.append(Measurement(name: "wire.unary_calls_per_s.\(name)", value: rpc[index], unit: "calls/s"))
+            lines.append(Measurement(name: "wire.unary_calls_per_s_async_handler.\(name)", value: rpcAsync[index], unit: "calls/s"))
             lines.append(Measurement(name: "wire.bare_echo_per_s.\(name)", value: bare[index], unit: "echoes/s"))
             lines.append(Measurement(name: "wire.ratio.\(name)", value: rpc[index] / bare[index], unit: "rpc/bare"))
+            lines.append(Measurement(name: "wire.ratio_async_handler.\(name)", value: rpcAsync[index] / bare[index], unit: "rpc/bare"))
             lines.append(Measurement(name: "wire.raw_bytes_echo_per_s.\(name)", value: raw[index], unit: "echoes/s"))
         }
         return lines
@@ -78,9 +86,16 @@ enum WireBenchmark {
         let stop = Atomic<Bool>(false)
     }
 
-    static func rpcCallsPerSecond(_ shape: Shape, payload: Data, group: any EventLoopGroup) async throws -> Double {
+    /// `asyncHandler`: the echo handler is an async `.unary` closure (a task
+    /// per call on the server); otherwise `.unarySync`, which answers inline
+    /// like the bare echo handler does.
+    static func rpcCallsPerSecond(_ shape: Shape, payload: Data, asyncHandler: Bool, group: any EventLoopGroup) async throws -> Double {
         var services = WireServices()
-        services.register(method, .unary { payload, _ in payload })
+        if asyncHandler {
+            services.register(method, .unary { payload, _ in payload })
+        } else {
+            services.register(method, .unarySync { payload, _ in payload })
+        }
         let server = WireServer(
             configuration: WireServerConfiguration(host: "127.0.0.1", port: 0),
             services: services,

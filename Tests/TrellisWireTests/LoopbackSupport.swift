@@ -90,6 +90,10 @@ struct TestServer {
         let gate = Gate()
         var services = WireServices()
         services.register("/test.Echo/Echo", .unary { payload, _ in payload })
+        services.register("/test.Echo/SyncEcho", .unarySync { payload, context in
+            guard !payload.isEmpty else { throw WireError(.invalidArgument, "empty payload") }
+            return payload + Data((context.peer?.subject ?? "?").utf8)
+        })
         services.register("/test.Echo/Slow", .unary { payload, _ in
             events.record("slow started")
             do {

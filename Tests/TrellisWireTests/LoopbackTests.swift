@@ -23,6 +23,33 @@ import TrellisProto
         await test.server.shutdown(grace: .seconds(5))
     }
 
+    @Test(arguments: [true, false]) func synchronousUnaryHandler(onEventLoop: Bool) async throws {
+        let test = try await TestServer.start { $0.handlersOnEventLoop = onEventLoop }
+        let connection = try await test.connect()
+        #expect(try await connection.unary("/test.Echo/SyncEcho", Data("hi ".utf8)) == Data("hi admin".utf8))
+        await #expect(throws: WireError.self) {
+            _ = try await connection.unary("/test.Echo/SyncEcho", Data())
+        }
+        do {
+            _ = try await connection.unary("/test.Echo/SyncEcho", Data())
+        } catch let error as WireError {
+            #expect(error.code == .invalidArgument)
+        }
+        // Many in flight at once, answered in one read burst each.
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for index in 0..<200 {
+                group.addTask {
+                    let payload = Data([UInt8(index % 256), 1])
+                    let answer = try await connection.unary("/test.Echo/SyncEcho", payload, timeout: .seconds(20))
+                    #expect(answer == payload + Data("admin".utf8))
+                }
+            }
+            try await group.waitForAll()
+        }
+        await connection.close()
+        await test.server.shutdown(grace: .seconds(5))
+    }
+
     @Test func manyConcurrentCallsShareOneConnection() async throws {
         let test = try await TestServer.start()
         let connection = try await test.connect()

@@ -18,6 +18,13 @@ public struct WireCallContext: Sendable {
 public enum WireMethod: Sendable {
     /// One request, one response.
     case unary(@Sendable (Data, WireCallContext) async throws -> Data)
+    /// One request, one response, computed without suspending: the handler
+    /// runs inline on the connection's event loop, with no task, as soon as
+    /// the request is read (on the global executor, in a task, when the
+    /// connection's handlers do not run on the event loop). For quick
+    /// handlers over the payload and in-memory state (ping, lookups); one
+    /// that blocks or computes for long stalls every connection on its loop.
+    case unarySync(@Sendable (Data, WireCallContext) throws -> Data)
     /// One request, a stream of responses; `send` waits while the caller has
     /// no credit left (backpressure).
     case serverStreaming(@Sendable (Data, WireCallContext, WireStreamWriter) async throws -> Void)

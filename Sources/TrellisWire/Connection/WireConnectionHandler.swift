@@ -30,6 +30,9 @@ final class WireConnectionHandler: ChannelDuplexHandler {
     private var context: ChannelHandlerContext?
     private var tickTask: RepeatedTask?
     private var flushScheduled = false
+    /// Between channelRead and channelReadComplete: writes made now are
+    /// flushed by channelReadComplete, no flush needs scheduling.
+    private var inReadBurst = false
     private var readBurstNow: NIODeadline?
     private(set) var identity: WireIdentity?
     private(set) var welcome: Trellis_V1_Welcome?
@@ -100,6 +103,7 @@ final class WireConnectionHandler: ChannelDuplexHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
+        inReadBurst = true
         // One clock read per read burst: liveness needs no finer time.
         let now = readBurstNow ?? self.now()
         readBurstNow = now
@@ -108,6 +112,7 @@ final class WireConnectionHandler: ChannelDuplexHandler {
 
     func channelReadComplete(context: ChannelHandlerContext) {
         readBurstNow = nil
+        inReadBurst = false
         flushIfNeeded()
         context.fireChannelReadComplete()
     }
@@ -205,7 +210,10 @@ final class WireConnectionHandler: ChannelDuplexHandler {
     private func write(_ frame: Trellis_V1_Frame) {
         guard let context else { return }
         context.write(wrapOutboundOut(frame), promise: nil)
-        scheduleFlush()
+        // Inside a read burst channelReadComplete flushes; otherwise (a task
+        // answering later, a caller starting a call) flush once the tasks
+        // already queued on the loop have written too.
+        if !inReadBurst { scheduleFlush() }
     }
 
     /// Coalesces flushes: everything written by the tasks already queued on the
@@ -245,6 +253,16 @@ final class WireConnectionHandler: ChannelDuplexHandler {
             let task = Self.spawnUnary(id, body, payload, callContext, eventLoop, loopBound, handlerExecutor)
             // A handler that finished without suspending has already answered.
             if machine.isInboundOpen(id) { handlerTasks[id] = task }
+        case .unarySync(let body):
+            guard handlerExecutor != nil else {
+                let task = Self.spawnUnary(id, { try body($0, $1) }, payload, callContext, eventLoop, loopBound, nil)
+                if machine.isInboundOpen(id) { handlerTasks[id] = task }
+                return
+            }
+            // No task: answer before the next frame is read.
+            let result: Result<Data, any Error>
+            do { result = .success(try body(payload, callContext)) } catch { result = .failure(error) }
+            finishUnary(id, result)
         case .serverStreaming(let body):
             let task = Self.spawnStream(id, body, payload, callContext, eventLoop, loopBound, handlerExecutor)
             if machine.isInboundOpen(id) { handlerTasks[id] = task }
