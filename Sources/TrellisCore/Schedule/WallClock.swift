@@ -5,11 +5,11 @@
 ///
 /// Integer arithmetic only (Howard Hinnant's days-from-civil algorithms):
 /// `Calendar` is far too slow for a search that may visit thousands of days.
-enum WallClock {
+public enum WallClock {
     static let secondsPerDay = 86_400
 
     /// Days since 1970-01-01 of the given civil date.
-    static func days(year: Int, month: Int, day: Int) -> Int {
+    public static func days(year: Int, month: Int, day: Int) -> Int {
         let y = month <= 2 ? year - 1 : year
         let era = (y >= 0 ? y : y - 399) / 400
         let yearOfEra = y - era * 400
@@ -19,7 +19,7 @@ enum WallClock {
     }
 
     /// The civil date of a day count since 1970-01-01.
-    static func date(days: Int) -> (year: Int, month: Int, day: Int) {
+    public static func date(days: Int) -> (year: Int, month: Int, day: Int) {
         let z = days + 719_468
         let era = (z >= 0 ? z : z - 146_096) / 146_097
         let dayOfEra = z - era * 146_097

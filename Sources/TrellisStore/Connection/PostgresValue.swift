@@ -1,4 +1,5 @@
 public import Foundation
+import TrellisCore
 
 /// A Swift value that can be sent as a query parameter, in PostgreSQL's text
 /// format. Parameters travel separately from the SQL text (`PQexecParams`),
@@ -153,7 +154,8 @@ extension Date: PostgresEncodable, PostgresDecodable {
             rest += 86_400_000_000
             days -= 1
         }
-        let (year, month, day) = civil(fromDays: days)
+        let civil = WallClock.date(days: Int(days))
+        let (year, month, day) = (Int64(civil.year), Int64(civil.month), Int64(civil.day))
         let seconds = rest / 1_000_000
         let fraction = rest % 1_000_000
         func pad(_ value: Int64, _ width: Int) -> String {
@@ -220,33 +222,13 @@ extension Date: PostgresEncodable, PostgresDecodable {
             }
         }
         guard index == bytes.count else { throw .decodingFailed(text, as: "Date") }
-        let days = days(fromCivil: year, month, day)
+        let days = Int64(WallClock.days(year: Int(year), month: Int(month), day: Int(day)))
         let total = days * 86_400 + hour * 3600 + minute * 60 + second - offsetSeconds
         self.init(timeIntervalSince1970: Double(total) + Double(micros) / 1_000_000)
     }
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-private func days(fromCivil year: Int64, _ month: Int64, _ day: Int64) -> Int64 {
-    let y = month <= 2 ? year - 1 : year
-    let era = (y >= 0 ? y : y - 399) / 400
-    let yoe = y - era * 400
-    let doy = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
-    return era * 146_097 + doe - 719_468
-}
-
-private func civil(fromDays days: Int64) -> (Int64, Int64, Int64) {
-    let z = days + 719_468
-    let era = (z >= 0 ? z : z - 146_096) / 146_097
-    let doe = z - era * 146_097
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-    let mp = (5 * doy + 2) / 153
-    let day = doy - (153 * mp + 2) / 5 + 1
-    let month = mp < 10 ? mp + 3 : mp - 9
-    return (month <= 2 ? yoe + era * 400 + 1 : yoe + era * 400, month, day)
-}
 
 extension PostgresError {
     static func decodingFailed(_ text: String, as type: String) -> PostgresError {
