@@ -35,6 +35,9 @@ pg_cluster_start() {
     mkdir -p "$dir"
     [ "$(id -u)" -eq 0 ] && chown postgres: "$dir"
     PG_CLUSTER_DIR=$dir
+    # The script that owns the cluster: pg_reap_stale_clusters removes it
+    # once that process is gone without cleaning up (killed with SIGKILL).
+    echo "$$" > "$dir/owner-pid"
     pg_as_owner "$PG_BINDIR/initdb" -D "$dir/data" -A trust -U postgres --no-sync -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 \
         || { cat "$dir/initdb.log" >&2; return 1; }
     mkdir -p "$dir/socket"
@@ -82,4 +85,22 @@ pg_cluster_remove() {
             || true
     fi
     rm -rf "$dir"
+}
+
+# Stops and removes test clusters under ${TMPDIR:-/tmp} whose owning script
+# no longer runs: a run killed too hard to clean up after itself (SIGKILL, a
+# lost terminal) must not leave a PostgreSQL behind for ever.
+pg_reap_stale_clusters() {
+    local dir owner
+    for dir in "${TMPDIR:-/tmp}"/trellis-test-pg.*; do
+        [ -f "$dir/owner-pid" ] || continue
+        owner=$(cat "$dir/owner-pid" 2>/dev/null || true)
+        [ -n "$owner" ] && kill -0 "$owner" 2>/dev/null && continue
+        echo "postgres: removing the test cluster $dir left by an earlier run (process $owner is gone)" >&2
+        local own
+        for own in "$dir"/scratch/*/; do
+            [ -d "$own" ] && pg_cluster_remove "${own%/}"
+        done
+        pg_cluster_remove "$dir"
+    done
 }
