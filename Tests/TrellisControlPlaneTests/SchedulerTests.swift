@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 import Testing
 import TrellisCore
+import TrellisProto
 import TrellisStore
 import TrellisTestSupport
 
@@ -276,5 +277,96 @@ private final class TestClock: Sendable {
             #expect(try await store.runs(dagID: "paused").isEmpty)
             #expect(try await store.runs(dagID: "manual_only").isEmpty)
         }
+    }
+}
+
+/// A control plane that restarts hands attempts in flight back to their
+/// executors: nothing is lost, nothing runs twice.
+@Suite struct AdoptionTests {
+    @Test func attemptsInFlightAreAdoptedAfterARestart() async throws {
+        let dag = try DagFile.parse("""
+            dag_id: restart
+            tasks:
+              - {task_id: running, executor: c-instant, executor_config: {delay_ms: 60000}}
+              - {task_id: queued, executor: c-instant, executor_config: {}}
+            """, file: "restart.yaml")
+        try await FreshDatabase.with { url in
+            let record = FileManager.default.temporaryDirectory.appendingPathComponent("adopt-\(UUID().uuidString).tsv").path
+            defer { try? FileManager.default.removeItem(atPath: record) }
+            let pool = PostgresPool(url, maximumConnections: 4)
+            let store = StateStore(pool: pool)
+            try await store.submitDag(dag)
+            let run = try await store.createRun(dagID: "restart", logicalDate: Date(timeIntervalSince1970: 1_700_000_000), runType: .manual).run
+            try await store.startQueuedRuns()
+
+            // Before the "crash": `running` is submitted and started (c-instant
+            // recorded it, and would finish it in a minute); `queued` was
+            // claimed but never handed to an executor.
+            let before = try Controller(store: store, record: record)
+            try await before.scheduler.evaluate(runID: run.id)
+            let claims = try await store.claimReady(limit: 10)
+            let queuedClaim = try #require(claims.first { $0.taskID == "queued" })
+            let runningClaim = try #require(claims.first { $0.taskID == "running" })
+            var assignment = Trellis_V1_TaskAssignment()
+            assignment.attempt = .with {
+                $0.attemptID = AttemptIdentity(taskInstanceID: runningClaim.taskInstanceID, attemptID: runningClaim.attemptID).text
+                $0.fencingToken = runningClaim.fencingToken
+            }
+            assignment.dagID = "restart"; assignment.runID = run.runID; assignment.taskID = "running"; assignment.tryNumber = 1
+            assignment.task = dag.spec.tasks[0]
+            try before.host.submit(assignment, to: "c-instant")
+            try await before.waitFor { try await store.taskInstance(runningClaim.taskInstanceID).state == .running }
+            #expect(try await store.taskInstance(queuedClaim.taskInstanceID).state == .queued)
+            before.stop()  // the delayed finish dies with it
+
+            // After the restart: adopt what is in flight.
+            let after = try Controller(store: store, record: record)
+            #expect(try await after.scheduler.adoptInFlight() == 2)
+            try await after.waitFor { try await store.run(run.id).state == .success }
+            let grid = Dictionary(uniqueKeysWithValues: try await store.taskInstances(runID: run.id).map { ($0.taskID, $0) })
+            #expect(grid["running"]?.state == .success)
+            #expect(grid["running"]?.tryNumber == 1)
+            #expect(grid["queued"]?.state == .success)
+            #expect(grid["queued"]?.tryNumber == 1)  // its lost, never-started attempt used no try
+            // Each task executed exactly once: `running` before the restart
+            // (answered from the record on adoption), `queued` after it.
+            let executions = try String(contentsOfFile: record, encoding: .utf8).split(separator: "\n").map { $0.split(separator: "\t")[3] }
+            #expect(executions.sorted() == ["queued", "running"])
+            after.stop()
+            await pool.close()
+        }
+    }
+}
+
+/// An executor host with c-instant and a scheduler fed by its events: one
+/// control-plane process, for restart tests.
+private final class Controller: Sendable {
+    let host: ExecutorHost
+    let scheduler: Scheduler
+    let consumer: Task<Void, Never>
+    let sink: AsyncStream<ExecutorEventRecord>.Continuation
+
+    init(store: StateStore, record: String) throws {
+        let (events, sink) = AsyncStream<ExecutorEventRecord>.makeStream()
+        self.sink = sink
+        host = ExecutorHost(hostID: "controller", log: { _, _, _ in }, events: { sink.yield($0) })
+        _ = try host.load(path: try ChildProcess.builtProduct("libtrellis-executor-c-instant.so")) { _ in #"{"record_file": "\#(record)"}"# }
+        let scheduler = Scheduler(store: store, executors: host, settings: .init(defaultExecutor: "c-instant"))
+        self.scheduler = scheduler
+        consumer = Task { for await event in events { try? await scheduler.record(event) } }
+    }
+
+    func waitFor(_ condition: () async throws -> Bool) async throws {
+        for _ in 0..<2_000 {
+            if try await condition() { return }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        Issue.record("condition not met within 20 s")
+    }
+
+    func stop() {
+        host.shutdown()
+        sink.finish()
+        consumer.cancel()
     }
 }

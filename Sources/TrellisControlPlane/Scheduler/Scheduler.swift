@@ -182,41 +182,107 @@ public actor Scheduler {
 
     private func submit(_ claim: ClaimedTask) async throws {
         let run = try await store.run(claim.dagRunID)
-        let version = try await dagVersion(run.dagID, run.dagVersion)
-        guard let position = version.graph.index[claim.taskID] else {
-            _ = try await store.failToStart(taskInstanceID: claim.taskInstanceID, fencingToken: claim.fencingToken,
-                                            reason: "task '\(claim.taskID)' is not in version \(run.dagVersion) of DAG '\(run.dagID)'")
-            return
-        }
-        let task = version.spec.tasks[position]
         let instance = try await store.taskInstance(claim.taskInstanceID)
-        let executor = claim.executor.isEmpty ? settings.defaultExecutor : claim.executor
         let tryNumber = instance.tryNumber + 1
+        let executor = claim.executor.isEmpty ? settings.defaultExecutor : claim.executor
         do {
-            var assignment = Trellis_V1_TaskAssignment()
-            assignment.attempt.attemptID = AttemptIdentity(taskInstanceID: claim.taskInstanceID, attemptID: claim.attemptID).text
-            assignment.attempt.fencingToken = claim.fencingToken
-            assignment.dagID = run.dagID
-            assignment.runID = run.runID
-            assignment.taskID = claim.taskID
-            assignment.tryNumber = Int32(tryNumber)
-            assignment.logicalDate.unixMicros = Int64((run.logicalDate.timeIntervalSince1970 * 1_000_000).rounded())
-            assignment.task = try TaskRendering.render(task, context: TemplateContext(
-                dagID: run.dagID, taskID: claim.taskID, runID: run.runID, tryNumber: tryNumber,
-                logicalDate: run.logicalDate,
-                dataIntervalStart: run.dataIntervalStart ?? run.logicalDate,
-                dataIntervalEnd: run.dataIntervalEnd ?? run.logicalDate,
-                params: TaskRendering.params(defaults: version.spec.paramsJson, conf: run.conf)
-            ))
-            assignment.task.executor = executor
+            let assignment = try await assignment(
+                run: run, taskID: claim.taskID, taskInstanceID: claim.taskInstanceID, attemptID: claim.attemptID,
+                fencingToken: claim.fencingToken, tryNumber: tryNumber, executor: executor)
             try executors.submit(assignment, to: executor)
         } catch {
             let reason = (error as? ExecutorHostError)?.message ?? (error as? CoreError)?.message ?? "\(error)"
-            let retryAt = RetryPolicy(spec: task).nextRetry(afterTry: tryNumber, endedAt: now(), of: jitterKey(run, claim.taskID))
+            let version = try await dagVersion(run.dagID, run.dagVersion)
+            let retryAt = version.graph.index[claim.taskID].map {
+                RetryPolicy(spec: version.spec.tasks[$0]).nextRetry(afterTry: tryNumber, endedAt: now(), of: jitterKey(run, claim.taskID))
+            }
             _ = try await store.failToStart(taskInstanceID: claim.taskInstanceID, fencingToken: claim.fencingToken,
                                             reason: reason, retryAt: retryAt)
             try await evaluate(runID: run.id)
         }
+    }
+
+    /// The message an executor gets for one attempt: the task of the run's
+    /// DAG version with its templates rendered for this try.
+    private func assignment(
+        run: DagRunRecord, taskID: String, taskInstanceID: Int64, attemptID: Int64, fencingToken: Int64,
+        tryNumber: Int, executor: String
+    ) async throws -> Trellis_V1_TaskAssignment {
+        let version = try await dagVersion(run.dagID, run.dagVersion)
+        guard let position = version.graph.index[taskID] else {
+            throw CoreError(.invalidDag, "task '\(taskID)' is not in version \(run.dagVersion) of DAG '\(run.dagID)'")
+        }
+        var assignment = Trellis_V1_TaskAssignment()
+        assignment.attempt.attemptID = AttemptIdentity(taskInstanceID: taskInstanceID, attemptID: attemptID).text
+        assignment.attempt.fencingToken = fencingToken
+        assignment.dagID = run.dagID
+        assignment.runID = run.runID
+        assignment.taskID = taskID
+        assignment.tryNumber = Int32(tryNumber)
+        assignment.logicalDate.unixMicros = Int64((run.logicalDate.timeIntervalSince1970 * 1_000_000).rounded())
+        assignment.task = try TaskRendering.render(version.spec.tasks[position], context: TemplateContext(
+            dagID: run.dagID, taskID: taskID, runID: run.runID, tryNumber: tryNumber,
+            logicalDate: run.logicalDate,
+            dataIntervalStart: run.dataIntervalStart ?? run.logicalDate,
+            dataIntervalEnd: run.dataIntervalEnd ?? run.logicalDate,
+            params: TaskRendering.params(defaults: version.spec.paramsJson, conf: run.conf)
+        ))
+        assignment.task.executor = executor
+        return assignment
+    }
+
+    // MARK: Restart
+
+    /// After a restart (or a new leader taking over), hands every attempt the
+    /// database says is in flight back to its executor (`adopt`), so nothing
+    /// is lost or started twice: the executor reports how each one went, or
+    /// `lost` for one it never ran. Attempts whose executor is not loaded
+    /// end as lost. Returns how many attempts were handed back.
+    @discardableResult
+    public func adoptInFlight() async throws -> Int {
+        var byExecutor: [String: [Trellis_V1_AdoptedAttempt]] = [:]
+        var orphans: [(AttemptRecord, TaskInstanceRecord)] = []
+        let loaded = Set(executors.loaded.map(\.name))
+        for attempt in try await store.attemptsInFlight() {
+            let instance = try await store.taskInstance(attempt.taskInstanceID)
+            guard instance.fencingToken == attempt.fencingToken else { continue }
+            let executor = attempt.executor.isEmpty ? settings.defaultExecutor : attempt.executor
+            guard loaded.contains(executor) else {
+                orphans.append((attempt, instance))
+                continue
+            }
+            let run = try await store.run(instance.dagRunID)
+            var adopted = Trellis_V1_AdoptedAttempt()
+            adopted.assignment = try await assignment(
+                run: run, taskID: instance.taskID, taskInstanceID: instance.id, attemptID: attempt.id,
+                fencingToken: attempt.fencingToken, tryNumber: instance.state == .running ? instance.tryNumber : instance.tryNumber + 1,
+                executor: executor)
+            adopted.externalID = attempt.agentName ?? attempt.podName ?? ""
+            byExecutor[executor, default: []].append(adopted)
+        }
+        var handedBack = 0
+        for (executor, attempts) in byExecutor.sorted(by: { $0.key < $1.key }) {
+            var request = Trellis_V1_AdoptRequest()
+            request.attempts = attempts
+            do {
+                try executors.adopt(request, on: executor)
+                handedBack += attempts.count
+            } catch {
+                // Not adopted: the timeout sweep fails them (queued) or the
+                // execution timeout does (running).
+                continue
+            }
+        }
+        for (attempt, instance) in orphans {
+            let reason = "executor '\(attempt.executor.isEmpty ? settings.defaultExecutor : attempt.executor)' is not loaded after a restart"
+            if instance.state == .running {
+                _ = try await store.endAttempt(taskInstanceID: instance.id, fencingToken: attempt.fencingToken, outcome: .lost, failureReason: reason)
+            } else {
+                _ = try await store.failToStart(taskInstanceID: instance.id, fencingToken: attempt.fencingToken, reason: reason)
+            }
+            try await evaluate(runID: instance.dagRunID)
+        }
+        return handedBack
     }
 
     // MARK: Executor events
@@ -236,8 +302,25 @@ public actor Scheduler {
         case .log(let chunk)?:
             _ = try await store.appendLog(attemptID: identity.attemptID, Array(chunk.data))
         case .finished(let finished)?:
-            let instance = try await store.taskInstance(identity.taskInstanceID)
+            var instance = try await store.taskInstance(identity.taskInstanceID)
             let run = try await store.run(instance.dagRunID)
+            if instance.state == .queued, instance.fencingToken == event.attempt.fencingToken {
+                // The end of an attempt whose start was never recorded (a
+                // restart in between, or an executor that reports only ends).
+                if finished.outcome == .lost {
+                    // It never ran: back to `none` without using a try.
+                    let applied = try await store.transition(TransitionRequest(
+                        taskInstanceID: instance.id, event: .lose, expected: .queued, fencingToken: event.attempt.fencingToken,
+                        failureReason: finished.message.nilIfEmpty))
+                    if applied != nil {
+                        try await evaluate(run)
+                        try await dispatch()
+                    }
+                    return
+                }
+                guard try await store.startAttempt(taskInstanceID: instance.id, fencingToken: event.attempt.fencingToken) != nil else { return }
+                instance = try await store.taskInstance(identity.taskInstanceID)
+            }
             let version = try await dagVersion(run.dagID, run.dagVersion)
             let retryAt = version.graph.index[instance.taskID].map { position in
                 RetryPolicy(spec: version.spec.tasks[position])

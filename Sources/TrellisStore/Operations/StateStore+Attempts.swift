@@ -168,6 +168,21 @@ extension StateStore {
         }
     }
 
+    /// Every attempt not yet ended, of running runs: what a restarted control
+    /// plane hands back to its executors.
+    public func attemptsInFlight() async throws(PostgresError) -> [AttemptRecord] {
+        try await pool.withSession { session in
+            try session.all(
+                AttemptRecord.self,
+                """
+                SELECT \(AttemptRecord.columns.split(separator: ",").map { "a." + $0.trimmingCharacters(in: .whitespaces) }.joined(separator: ", "))
+                FROM attempt a JOIN task_instance ti ON ti.id = a.task_instance_id
+                WHERE a.state <> 'ended' AND ti.dag_run_id IN (SELECT id FROM dag_run WHERE state = 'running')
+                ORDER BY a.id
+                """)
+        }
+    }
+
     /// The executor reports that the attempt's process started: `queued →
     /// running`, a new try. Applies only while the instance is queued with
     /// this fencing token; returns nil for a stale or repeated report.
