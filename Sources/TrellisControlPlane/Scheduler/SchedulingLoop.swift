@@ -3,7 +3,7 @@ import Synchronization
 public import TrellisStore
 
 /// Runs the scheduler for as long as this replica leads: waits for the
-/// leader lock, then makes a pass on every sweep (cron runs, due retries,
+/// leader lock, adopts the attempts in flight, then makes a pass on every sweep (cron runs, due retries,
 /// timeouts) while executor events are recorded as they come (each ended
 /// attempt re-evaluates its run at once). When the lock is lost (its database
 /// session died), scheduling stops at once and the loop waits to lead again,
@@ -43,6 +43,10 @@ public struct SchedulingLoop: Sendable {
                 while !Task.isCancelled {
                     try await leader.acquire()
                     leading.isLeading = true
+                    // Whatever the previous leader had in flight is ours now.
+                    // Should adoption fail (database restarting), the timeout
+                    // sweep still settles those attempts.
+                    _ = try? await scheduler.adoptInFlight()
                     onLeadership(true)
                     await leadUntilLost()
                     leading.isLeading = false
