@@ -92,7 +92,7 @@ public struct ControlPlaneConfiguration: Sendable, Hashable {
 
     /// The settings of one executor as the JSON object its plugin receives.
     public func executorSettingsJSON(for executor: String) -> String {
-        let members = (executors[executor] ?? [:]).sorted { $0.key < $1.key }.map { "\(JSONText.quote($0.key)):\(JSONText.literal($0.value))" }
+        let members = (executors[executor] ?? [:]).sorted { $0.key < $1.key }.map { "\(JSONString.quoted($0.key)):\(JSONText.literal($0.value))" }
         return "{" + members.joined(separator: ",") + "}"
     }
 
@@ -242,19 +242,6 @@ enum JSONText {
     static func literal(_ value: String) -> String {
         if value == "true" || value == "false" { return value }
         if let number = Int64(value) { return String(number) }
-        return quote(value)
-    }
-
-    static func quote(_ text: String) -> String {
-        var output = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": output += "\\\""
-            case "\\": output += "\\\\"
-            case _ where scalar.value < 0x20: output += String(format: "\\u%04x", scalar.value)
-            default: output.unicodeScalars.append(scalar)
-            }
-        }
-        return output + "\""
+        return JSONString.quoted(value)
     }
 }

@@ -28,7 +28,7 @@ enum YAMLJSON {
                 guard double.isFinite else { throw Unsupported(message: "'\(scalar.string)' has no JSON form", mark: node.mark) }
                 output += String(double)
             } else {
-                output += quoted(scalar.string)
+                output += JSONString.quoted(scalar.string)
             }
         case .sequence(let sequence):
             output += "["
@@ -44,7 +44,7 @@ enum YAMLJSON {
                     throw Unsupported(message: "keys must be strings, not \(pair.key.kindDescription)", mark: pair.key.mark)
                 }
                 if position > 0 { output += "," }
-                output += quoted(key.string) + ":"
+                output += JSONString.quoted(key.string) + ":"
                 try write(pair.value, into: &output)
             }
             output += "}"
@@ -52,8 +52,12 @@ enum YAMLJSON {
             throw Unsupported(message: "YAML aliases are not supported here", mark: node.mark)
         }
     }
+}
 
-    static func quoted(_ string: String) -> String {
+/// A string as a JSON string literal, quotes and escapes included: for the
+/// JSON texts Trellis writes by hand (params, executor settings).
+public enum JSONString {
+    public static func quoted(_ string: String) -> String {
         var output = "\""
         for scalar in string.unicodeScalars {
             switch scalar {
