@@ -119,9 +119,17 @@ public actor Scheduler {
     public func enforceTimeouts() async throws -> Int {
         let now = now()
         var moved = 0
+        // Many instances share a run: read each run once per sweep.
+        var runs: [Int64: DagRunRecord] = [:]
         for instance in try await store.taskInstances(inStates: [.queued, .running]) {
             guard let token = instance.fencingToken else { continue }
-            let run = try await store.run(instance.dagRunID)
+            let run: DagRunRecord
+            if let known = runs[instance.dagRunID] {
+                run = known
+            } else {
+                run = try await store.run(instance.dagRunID)
+                runs[instance.dagRunID] = run
+            }
             let version = try await dagVersion(run.dagID, run.dagVersion)
             guard let position = version.graph.index[instance.taskID] else { continue }
             let task = version.spec.tasks[position]
