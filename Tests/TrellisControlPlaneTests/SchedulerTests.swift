@@ -129,22 +129,11 @@ private struct SchedulerFixture {
 
     /// Waits (up to 20 s) for the run to finish; its final state.
     func waitForEnd(_ runID: Int64) async throws -> DagRunState {
-        for _ in 0..<2_000 {
+        try await eventually("run \(runID) finishes") { [store] in
             let state = try await store.run(runID).state
-            if state == .success || state == .failed { return state }
-            try await Task.sleep(for: .milliseconds(10))
+            return state == .success || state == .failed
         }
-        Issue.record("run \(runID) did not finish within 20 s: \(try await grid(runID).mapValues(\.state))")
         return try await store.run(runID).state
-    }
-
-    /// Waits (up to 20 s) until `condition` holds.
-    func wait(_ condition: () async throws -> Bool) async throws {
-        for _ in 0..<2_000 {
-            if try await condition() { return }
-            try await Task.sleep(for: .milliseconds(10))
-        }
-        Issue.record("condition not met within 20 s")
     }
 
     func grid(_ runID: Int64) async throws -> [String: TaskInstanceRecord] {
@@ -172,7 +161,7 @@ private struct SchedulerFixture {
             """, file: "slow.yaml")
         try await SchedulerFixture.with(dag, now: { clock.now }) { fixture, runID in
             let id = try #require(try await fixture.grid(runID)["slow"]?.id)
-            try await fixture.wait { try await fixture.store.taskInstance(id).state == .running }
+            try await eventually("slow starts") { try await fixture.store.taskInstance(id).state == .running }
             #expect(try await fixture.scheduler.enforceTimeouts() == 0)  // not yet
 
             // Relative to when the database saw it start, however loaded the machine is.
@@ -315,14 +304,14 @@ private final class TestClock: Sendable {
             assignment.dagID = "restart"; assignment.runID = run.runID; assignment.taskID = "running"; assignment.tryNumber = 1
             assignment.task = dag.spec.tasks[0]
             try before.host.submit(assignment, to: "c-instant")
-            try await before.waitFor { try await store.taskInstance(runningClaim.taskInstanceID).state == .running }
+            try await eventually("running starts") { try await store.taskInstance(runningClaim.taskInstanceID).state == .running }
             #expect(try await store.taskInstance(queuedClaim.taskInstanceID).state == .queued)
             before.stop()  // the delayed finish dies with it
 
             // After the restart: adopt what is in flight.
             let after = try Controller(store: store, record: record)
             #expect(try await after.scheduler.adoptInFlight() == 2)
-            try await after.waitFor { try await store.run(run.id).state == .success }
+            try await eventually("the run succeeds after the restart") { try await store.run(run.id).state == .success }
             let grid = Dictionary(uniqueKeysWithValues: try await store.taskInstances(runID: run.id).map { ($0.taskID, $0) })
             #expect(grid["running"]?.state == .success)
             #expect(grid["running"]?.tryNumber == 1)
@@ -354,14 +343,6 @@ private final class Controller: Sendable {
         let scheduler = Scheduler(store: store, executors: host, settings: .init(defaultExecutor: "c-instant"))
         self.scheduler = scheduler
         consumer = Task { for await event in events { try? await scheduler.record(event) } }
-    }
-
-    func waitFor(_ condition: () async throws -> Bool) async throws {
-        for _ in 0..<2_000 {
-            if try await condition() { return }
-            try await Task.sleep(for: .milliseconds(10))
-        }
-        Issue.record("condition not met within 20 s")
     }
 
     func stop() {

@@ -50,11 +50,7 @@ import TrellisTestSupport
     }
 
     private func waitForEnd(_ store: StateStore, _ runID: Int64) async throws {
-        for _ in 0..<2_000 {
-            if try await store.run(runID).state == .success { return }
-            try await Task.sleep(for: .milliseconds(10))
-        }
-        Issue.record("run \(runID) did not succeed within 20 s")
+        try await eventually("run \(runID) succeeds") { try await store.run(runID).state == .success }
     }
 }
 
