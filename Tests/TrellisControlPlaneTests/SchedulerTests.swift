@@ -54,6 +54,30 @@ import TrellisTestSupport
         }
     }
 
+    @Test func aBatchWithRepeatedAndStaleReportsAppliesEachAttemptOnce() async throws {
+        let dag = try DagFile.parse("""
+            dag_id: repeated
+            tasks:
+              - {task_id: slow, executor: c-instant, executor_config: {delay_ms: 600000}}
+            """, file: "repeated.yaml")
+        try await SchedulerFixture.with(dag) { fixture, runID in
+            let id = try #require(try await fixture.grid(runID)["slow"]?.id)
+            try await eventually("slow starts") { try await fixture.store.taskInstance(id).state == .running }
+            let attempt = try #require(try await fixture.store.attempts(taskInstanceID: id).last)
+            let current = ExecutorEventRecord.finished(instance: id, attempt: attempt.id, token: attempt.fencingToken, outcome: .failed, code: 3)
+            let stale = ExecutorEventRecord.finished(instance: id, attempt: attempt.id, token: attempt.fencingToken - 1, outcome: .succeeded, code: 0)
+            // The same end twice and a stale one, in one batch: one failure.
+            try await fixture.scheduler.record([stale, current, current])
+            let instance = try await fixture.store.taskInstance(id)
+            #expect(instance.state == .failed)
+            #expect(instance.tryNumber == 1)
+            #expect(try await fixture.store.run(runID).state == .failed)
+            let ends = try await fixture.store.events(taskInstanceID: id).filter { $0.event == "fail" }
+            #expect(ends.count == 1)
+            #expect(try await fixture.store.attempts(taskInstanceID: id).first?.exitCode == 3)
+        }
+    }
+
     @Test func aTaskWhoseExecutorIsNotLoadedFailsWithThatReason() async throws {
         let dag = try DagFile.parse("""
             dag_id: missing_executor
@@ -106,12 +130,12 @@ private struct SchedulerFixture {
             let recordFile = FileManager.default.temporaryDirectory.appendingPathComponent("c-instant-\(UUID().uuidString).tsv").path
             defer { try? FileManager.default.removeItem(atPath: recordFile) }
 
-            let (events, sink) = AsyncStream<ExecutorEventRecord>.makeStream()
-            let host = ExecutorHost(hostID: "test", log: { _, _, _ in }, events: { sink.yield($0) })
+            let events = ExecutorEventInbox()
+            let host = ExecutorHost(hostID: "test", log: { _, _, _ in }, events: { events.post($0) })
             _ = try host.load(path: try ChildProcess.builtProduct("libtrellis-executor-c-instant.so")) { _ in #"{"record_file": "\#(recordFile)"}"# }
             let scheduler = Scheduler(store: store, executors: host, settings: .init(defaultExecutor: "c-instant"), now: now)
             let consumer = Task {
-                for await event in events { try? await scheduler.record(event) }
+                while let batch = await events.take() { try? await scheduler.record(batch) }
             }
 
             try await store.submitDag(dag)
@@ -120,10 +144,10 @@ private struct SchedulerFixture {
             do {
                 try await body(SchedulerFixture(store: store, scheduler: scheduler, recordFile: recordFile), run.id)
             } catch {
-                host.shutdown(); sink.finish(); consumer.cancel(); await pool.close()
+                host.shutdown(); events.finish(); consumer.cancel(); await pool.close()
                 throw error
             }
-            host.shutdown(); sink.finish(); consumer.cancel(); await pool.close()
+            host.shutdown(); events.finish(); consumer.cancel(); await pool.close()
         }
     }
 
@@ -333,21 +357,34 @@ private final class Controller: Sendable {
     let host: ExecutorHost
     let scheduler: Scheduler
     let consumer: Task<Void, Never>
-    let sink: AsyncStream<ExecutorEventRecord>.Continuation
+    let events = ExecutorEventInbox()
 
     init(store: StateStore, record: String) throws {
-        let (events, sink) = AsyncStream<ExecutorEventRecord>.makeStream()
-        self.sink = sink
-        host = ExecutorHost(hostID: "controller", log: { _, _, _ in }, events: { sink.yield($0) })
+        let events = self.events
+        host = ExecutorHost(hostID: "controller", log: { _, _, _ in }, events: { events.post($0) })
         _ = try host.load(path: try ChildProcess.builtProduct("libtrellis-executor-c-instant.so")) { _ in #"{"record_file": "\#(record)"}"# }
         let scheduler = Scheduler(store: store, executors: host, settings: .init(defaultExecutor: "c-instant"))
         self.scheduler = scheduler
-        consumer = Task { for await event in events { try? await scheduler.record(event) } }
+        consumer = Task { while let batch = await events.take() { try? await scheduler.record(batch) } }
     }
 
     func stop() {
         host.shutdown()
-        sink.finish()
+        events.finish()
         consumer.cancel()
+    }
+}
+
+extension ExecutorEventRecord {
+    /// An executor's report that an attempt ended.
+    static func finished(instance: Int64, attempt: Int64, token: Int64, outcome: Trellis_V1_AttemptOutcome, code: Int32) -> Self {
+        var event = Trellis_V1_ExecutorEvent()
+        event.attempt.attemptID = AttemptIdentity(taskInstanceID: instance, attemptID: attempt).text
+        event.attempt.fencingToken = token
+        var finished = Trellis_V1_AttemptFinished()
+        finished.outcome = outcome
+        finished.exit = .exitCode(code)
+        event.finished = finished
+        return ExecutorEventRecord(executor: "c-instant", event: event)
     }
 }

@@ -64,8 +64,8 @@ private final class Replica: Sendable {
 
     init(name: String, url: String, record: String, leadership: Leadership) throws {
         self.name = name
-        let (events, sink) = AsyncStream<ExecutorEventRecord>.makeStream()
-        host = ExecutorHost(hostID: name, log: { _, _, _ in }, events: { sink.yield($0) })
+        let events = ExecutorEventInbox()
+        host = ExecutorHost(hostID: name, log: { _, _, _ in }, events: { events.post($0) })
         _ = try host.load(path: try ChildProcess.builtProduct("libtrellis-executor-c-instant.so")) { _ in #"{"record_file": "\#(record)"}"# }
         let scheduler = Scheduler(store: StateStore(pool: PostgresPool(url, maximumConnections: 2)), executors: host,
                                   settings: .init(defaultExecutor: "c-instant"))

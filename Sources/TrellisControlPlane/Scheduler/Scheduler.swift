@@ -295,60 +295,112 @@ public actor Scheduler {
 
     // MARK: Executor events
 
-    /// Records one executor event: an attempt started, wrote log output or
-    /// ended. An ended attempt's run is evaluated and dispatched at once.
-    /// Events carrying a stale fencing token change nothing.
+    /// Records one executor event (see `record(_:)` for a batch).
     public func record(_ record: ExecutorEventRecord) async throws {
-        let event = record.event
-        guard let identity = AttemptIdentity(event.attempt.attemptID) else { return }
-        switch event.event {
-        case .started(let started)?:
-            _ = try await store.startAttempt(
-                taskInstanceID: identity.taskInstanceID, fencingToken: event.attempt.fencingToken,
-                agentName: record.executor == "pod-per-task" ? nil : started.node.nilIfEmpty,
-                podName: record.executor == "pod-per-task" ? started.externalID.nilIfEmpty : nil)
-        case .log(let chunk)?:
-            _ = try await store.appendLog(attemptID: identity.attemptID, Array(chunk.data))
-        case .finished(let finished)?:
-            var instance = try await store.taskInstance(identity.taskInstanceID)
-            let run = try await store.run(instance.dagRunID)
-            if instance.state == .queued, instance.fencingToken == event.attempt.fencingToken {
-                // The end of an attempt whose start was never recorded (a
-                // restart in between, or an executor that reports only ends).
-                if finished.outcome == .lost {
-                    // It never ran: back to `none` without using a try.
-                    let applied = try await store.transition(TransitionRequest(
-                        taskInstanceID: instance.id, event: .lose, expected: .queued, fencingToken: event.attempt.fencingToken,
-                        failureReason: finished.message.nilIfEmpty))
-                    if applied != nil {
-                        try await evaluate(run)
-                        try await dispatch()
-                    }
-                    return
-                }
-                guard try await store.startAttempt(taskInstanceID: instance.id, fencingToken: event.attempt.fencingToken) != nil else { return }
-                instance = try await store.taskInstance(identity.taskInstanceID)
+        try await self.record([record])
+    }
+
+    /// Records a batch of executor events: attempts that started, wrote log
+    /// output or ended. Starts and ends are applied in a few batched,
+    /// guarded transitions; then each run with an ended attempt is evaluated
+    /// once and what became ready is dispatched at once (event-driven, not
+    /// at the next sweep). Events carrying a stale fencing token change
+    /// nothing.
+    ///
+    /// A replica that does not lead passes `followUp: false`: what its
+    /// executors report is still recorded (the fencing tokens keep that
+    /// safe), but evaluating and dispatching is left to the leader.
+    public func record(_ records: [ExecutorEventRecord], followUp: Bool = true) async throws {
+        var starts: [TransitionRequest] = []
+        var startedInstances = Set<Int64>()
+        var ends: [(instance: Int64, token: Int64, finished: Trellis_V1_AttemptFinished)] = []
+        for record in records {
+            let event = record.event
+            guard let identity = AttemptIdentity(event.attempt.attemptID) else { continue }
+            let token = event.attempt.fencingToken
+            switch event.event {
+            case .started(let started)?:
+                let isPod = record.executor == "pod-per-task"
+                starts.append(TransitionRequest(
+                    taskInstanceID: identity.taskInstanceID, event: .start, expected: .queued, fencingToken: token,
+                    agentName: isPod ? nil : started.node.nilIfEmpty, podName: isPod ? started.externalID.nilIfEmpty : nil))
+                startedInstances.insert(identity.taskInstanceID)
+            case .log(let chunk)?:
+                _ = try await store.appendLog(attemptID: identity.attemptID, Array(chunk.data))
+            case .finished(let finished)?:
+                ends.append((identity.taskInstanceID, token, finished))
+            case nil:
+                continue
             }
-            let version = try await dagVersion(run.dagID, run.dagVersion)
-            let retryAt = version.graph.index[instance.taskID].map { position in
-                RetryPolicy(spec: version.spec.tasks[position])
-                    .nextRetry(afterTry: instance.tryNumber, endedAt: now(), of: jitterKey(run, instance.taskID))
+        }
+        // An end whose start was never recorded (a restart in between, or an
+        // executor that reports only ends) starts the try first. A lost
+        // attempt that never started is not a try: it goes back to `none`.
+        for end in ends where end.finished.outcome != .lost && !startedInstances.contains(end.instance) {
+            starts.append(TransitionRequest(taskInstanceID: end.instance, event: .start, expected: .queued, fencingToken: end.token))
+            startedInstances.insert(end.instance)
+        }
+        _ = try await applyInRounds(starts)
+
+        var changedRuns = Set<Int64>()
+        let lostBeforeStart = ends.filter { $0.finished.outcome == .lost }.map {
+            TransitionRequest(taskInstanceID: $0.instance, event: .lose, expected: .queued, fencingToken: $0.token,
+                              failureReason: $0.finished.message.nilIfEmpty)
+        }
+        for applied in try await applyInRounds(lostBeforeStart) { changedRuns.insert(applied.dagRunID) }
+
+        // Failures may be retried: their retry time needs the task's policy
+        // and the try that just ended.
+        let failing = Set(ends.filter { $0.finished.outcome != .succeeded }.map(\.instance))
+        let instances = Dictionary(
+            uniqueKeysWithValues: try await store.taskInstances(ids: Array(failing).sorted()).map { ($0.id, $0) })
+        var endRequests: [TransitionRequest] = []
+        for end in ends {
+            let finished = end.finished
+            var retryAt: Date?
+            if let instance = instances[end.instance] {
+                let run = try await store.run(instance.dagRunID)
+                let version = try await dagVersion(run.dagID, run.dagVersion)
+                retryAt = version.graph.index[instance.taskID].map { position in
+                    RetryPolicy(spec: version.spec.tasks[position])
+                        .nextRetry(afterTry: instance.tryNumber, endedAt: now(), of: jitterKey(run, instance.taskID))
+                }
             }
             let exitCode: Int? = if case .exitCode(let code)? = finished.exit { Int(code) } else { nil }
             let reason = [finished.reason, finished.message].filter { !$0.isEmpty }.joined(separator: ": ")
-            let applied = try await store.endAttempt(
-                taskInstanceID: identity.taskInstanceID, fencingToken: event.attempt.fencingToken,
-                outcome: Self.outcome(finished.outcome), exitCode: exitCode, failureReason: reason.nilIfEmpty, retryAt: retryAt)
-            if applied != nil {
-                try await evaluate(run)
-                try await dispatch()
-            }
-        case nil:
-            return
+            let outcome = Self.outcome(finished.outcome)
+            endRequests.append(TransitionRequest(
+                taskInstanceID: end.instance, event: outcome.event, expected: .running, fencingToken: end.token,
+                exitCode: exitCode, failureReason: reason.nilIfEmpty, retryAt: retryAt))
         }
+        for applied in try await applyInRounds(endRequests) { changedRuns.insert(applied.dagRunID) }
+
+        guard followUp, !changedRuns.isEmpty else { return }
+        for runID in changedRuns.sorted() { try await evaluate(runID: runID) }
+        try await dispatch()
     }
 
-    private static func outcome(_ outcome: Trellis_V1_AttemptOutcome) -> AttemptOutcome {
+    /// Applies guarded transitions in as few batches as possible: a batch
+    /// may name each instance once, so repeated reports about one instance
+    /// (a stale attempt's late end beside the current one's) go in later
+    /// rounds, in the order they came.
+    private func applyInRounds(_ requests: [TransitionRequest]) async throws -> [AppliedTransition] {
+        var pending = requests
+        var applied: [AppliedTransition] = []
+        while !pending.isEmpty {
+            var seen = Set<Int64>()
+            var round: [TransitionRequest] = []
+            var later: [TransitionRequest] = []
+            for request in pending {
+                if seen.insert(request.taskInstanceID).inserted { round.append(request) } else { later.append(request) }
+            }
+            applied += try await store.transition(round)
+            pending = later
+        }
+        return applied
+    }
+
+    static func outcome(_ outcome: Trellis_V1_AttemptOutcome) -> AttemptOutcome {
         switch outcome {
         case .succeeded: .success
         case .timedOut: .timedOut

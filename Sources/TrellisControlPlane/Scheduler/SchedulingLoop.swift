@@ -11,13 +11,13 @@ public import TrellisStore
 public struct SchedulingLoop: Sendable {
     public let scheduler: Scheduler
     public let leader: LeaderLock
-    public let events: AsyncStream<ExecutorEventRecord>
+    public let events: ExecutorEventInbox
     public let sweepInterval: Duration
     /// Told when this replica starts and stops leading (for `/readyz`).
     public let onLeadership: @Sendable (Bool) -> Void
 
     public init(
-        scheduler: Scheduler, leader: LeaderLock, events: AsyncStream<ExecutorEventRecord>,
+        scheduler: Scheduler, leader: LeaderLock, events: ExecutorEventInbox,
         sweepInterval: Duration = .seconds(1), onLeadership: @escaping @Sendable (Bool) -> Void = { _ in }
     ) {
         self.scheduler = scheduler
@@ -31,12 +31,13 @@ public struct SchedulingLoop: Sendable {
     public func run() async throws {
         let leading = LeadershipFlag()
         try await withThrowingTaskGroup(of: Void.self) { group in
-            // One consumer for the loop's whole life (a stream has one).
+            // One taker for the loop's whole life; each takes whatever
+            // arrived since the last batch.
             group.addTask {
-                for await event in events where leading.isLeading {
-                    // A failed record leaves the attempt as it was; the
-                    // executor's next report or the timeout sweep settles it.
-                    try? await scheduler.record(event)
+                while let batch = await events.take() {
+                    // A failed record leaves the attempts as they were; the
+                    // executor's next report or the timeout sweep settles them.
+                    try? await scheduler.record(batch, followUp: leading.isLeading)
                 }
             }
             group.addTask {

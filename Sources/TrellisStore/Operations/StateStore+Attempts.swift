@@ -1,5 +1,5 @@
 public import Foundation
-import TrellisCore
+public import TrellisCore
 
 /// A task instance handed to an executor by `claimReady`: now `queued`, with
 /// a new attempt whose fencing token every report about it must carry.
@@ -71,7 +71,8 @@ public enum AttemptOutcome: Sendable, Hashable {
     /// The agent or pod vanished.
     case lost
 
-    var event: TaskInstanceEvent {
+    /// The task-instance event that ends an attempt this way.
+    public var event: TaskInstanceEvent {
         switch self {
         case .success: .succeed
         case .failure: .fail

@@ -103,6 +103,8 @@ public struct TransitionRequest: Sendable, Hashable {
 /// A transition that applied: where the instance went.
 public struct AppliedTransition: Sendable, Hashable {
     public var taskInstanceID: Int64
+    /// The run the instance belongs to (the run to evaluate next).
+    public var dagRunID: Int64
     public var event: TaskInstanceEvent
     public var from: TaskState
     public var to: TaskState
@@ -148,6 +150,16 @@ extension StateStore {
                 WHERE state = ANY($1::text[]) AND dag_run_id IN (SELECT id FROM dag_run WHERE state = 'running')
                 ORDER BY id LIMIT $2
                 """, [PostgresArray(states.map(\.rawValue)), limit])
+        }
+    }
+
+    /// The task instances with these ids (in id order; unknown ids are left out).
+    public func taskInstances(ids: [Int64]) async throws(PostgresError) -> [TaskInstanceRecord] {
+        guard !ids.isEmpty else { return [] }
+        return try await pool.withSession { session in
+            try session.all(
+                TaskInstanceRecord.self,
+                "SELECT \(TaskInstanceRecord.columns) FROM task_instance WHERE id = ANY($1::bigint[]) ORDER BY id", [PostgresArray(ids)])
         }
     }
 
@@ -260,7 +272,7 @@ extension StateStore {
             INSERT INTO event_log (task_instance_id, dag_run_id, event, from_state, to_state, try_number, fencing_token, detail)
             SELECT id, dag_run_id, event, expected, state, try_number, token, detail FROM u
         )
-        SELECT id, event, expected, state, try_number FROM u
+        SELECT id, event, expected, state, try_number, dag_run_id FROM u
         """
 
     static func applyTransitions(_ session: PostgresSession, _ parameters: [any PostgresEncodable]) throws(PostgresError) -> [AppliedTransition] {
@@ -268,7 +280,7 @@ extension StateStore {
             let eventText = try row.decode(1, as: String.self)
             guard let event = TaskInstanceEvent(rawValue: eventText) else { throw .decodingFailed(eventText, as: "TaskInstanceEvent") }
             return AppliedTransition(
-                taskInstanceID: try row.decode(0), event: event,
+                taskInstanceID: try row.decode(0), dagRunID: try row.decode(5), event: event,
                 from: try row.decode(2), to: try row.decode(3), tryNumber: try row.decode(4))
         }
     }
