@@ -32,6 +32,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         // MARK: System libraries (Debian packages installed by scripts/setup)
@@ -104,7 +105,8 @@ let package = Package(
         .target(
             name: "TrellisControlPlane",
             dependencies: [
-                "TrellisCore", "TrellisProto", "TrellisPluginABI", "TrellisStore",
+                "TrellisCore", "TrellisProto", "TrellisPluginABI", "TrellisStore", "TrellisWire",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: strictSwift
@@ -130,6 +132,7 @@ let package = Package(
                 "TrellisStore",
                 "TrellisControlPlane",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSwift
         ),
@@ -227,7 +230,7 @@ let package = Package(
         /// End-to-end tests of the real binaries (built by `swift build`).
         .testTarget(
             name: "TrellisdTests",
-            dependencies: ["TrellisTestSupport"],
+            dependencies: ["TrellisTestSupport", "TrellisCore", "TrellisStore", "TrellisProto", "TrellisWire"],
             swiftSettings: strictSwift
         ),
 

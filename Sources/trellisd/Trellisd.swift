@@ -1,4 +1,5 @@
 import ArgumentParser
+import TrellisControlPlane
 
 /// `trellisd`: the Trellis control plane.
 @main
@@ -10,7 +11,7 @@ struct Trellisd: AsyncParsableCommand {
             Settings come from a YAML file (--config), then TRELLIS_* environment variables, then \
             flags; docs/configuration.md lists them all.
             """,
-        version: "0.1.0-dev",
-        subcommands: [Migrate.self]
+        version: TrellisVersion.current,
+        subcommands: [Serve.self, Migrate.self]
     )
 }

@@ -56,6 +56,20 @@ public actor Scheduler {
         try await dispatch()
     }
 
+    /// Reacts at once to a change made elsewhere (a run triggered, cleared,
+    /// marked or cancelled through the API, a DAG unpaused): starts queued
+    /// runs, evaluates the run (every running run when `runID` is nil, and
+    /// creates due cron runs) and dispatches what became ready.
+    public func wake(runID: Int64?) async throws {
+        guard let runID else {
+            try await pass()
+            return
+        }
+        try await store.startQueuedRuns()
+        try await evaluate(runID: runID)
+        try await dispatch()
+    }
+
     /// Applies the pure decisions to one run: schedules, skips and fails
     /// downstream task instances, makes due retries ready, and finishes the
     /// run when every instance is done.

@@ -13,13 +13,17 @@ public struct SchedulingLoop: Sendable {
     public let leader: LeaderLock
     public let events: ExecutorEventInbox
     public let sweepInterval: Duration
+    /// Runs changed elsewhere (nil: everything), evaluated at once while leading.
+    public let wakeups: AsyncStream<Int64?>?
     /// Told when this replica starts and stops leading (for `/readyz`).
     public let onLeadership: @Sendable (Bool) -> Void
 
     public init(
         scheduler: Scheduler, leader: LeaderLock, events: ExecutorEventInbox,
-        sweepInterval: Duration = .seconds(1), onLeadership: @escaping @Sendable (Bool) -> Void = { _ in }
+        sweepInterval: Duration = .seconds(1), wakeups: AsyncStream<Int64?>? = nil,
+        onLeadership: @escaping @Sendable (Bool) -> Void = { _ in }
     ) {
+        self.wakeups = wakeups
         self.scheduler = scheduler
         self.leader = leader
         self.events = events
@@ -38,6 +42,16 @@ public struct SchedulingLoop: Sendable {
                     // A failed record leaves the attempts as they were; the
                     // executor's next report or the timeout sweep settles them.
                     try? await scheduler.record(batch, followUp: leading.isLeading)
+                }
+            }
+            if let wakeups {
+                group.addTask {
+                    for await runID in wakeups where leading.isLeading {
+                        // A failed wake-up is caught up by the next sweep.
+                        try? await scheduler.wake(runID: runID)
+                    }
+                    // The source ended: keep the group running until cancelled.
+                    while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) }
                 }
             }
             group.addTask {

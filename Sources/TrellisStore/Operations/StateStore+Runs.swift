@@ -206,3 +206,19 @@ extension StateStore {
         }
     }
 }
+
+extension StateStore {
+    /// The NOTIFY channel on which replicas announce that a run changed
+    /// outside the scheduler (payload: the run's id, or `*` for "look at
+    /// everything", as after a DAG is unpaused). The leader evaluates it at
+    /// once instead of at its next sweep.
+    public static let runChangedChannel = "trellis_run_changed"
+
+    /// Tells the leader (whichever replica it is) that `runID` changed; nil
+    /// asks it to look at every DAG and run.
+    public func notifyRunChanged(_ runID: Int64?) async throws(PostgresError) {
+        try await pool.withSession { session in
+            _ = try session.query("SELECT pg_notify($1, $2)", [Self.runChangedChannel, runID.map(String.init) ?? "*"])
+        }
+    }
+}

@@ -1,0 +1,249 @@
+public import Foundation
+public import Logging
+import NIOCore
+import Synchronization
+import TrellisCore
+import TrellisProto
+import TrellisStore
+import TrellisWire
+
+/// One `trellisd` replica, assembled from its parts: the database pool, the
+/// executor plugins, the scheduler and its leader election, the wire server
+/// (client API and agent link) and the operations HTTP port. `trellisd
+/// serve` and `trellisd standalone` both run one.
+///
+/// Start-up is strict and says why it stopped: an unreachable database, a
+/// schema that is not current, a port in use. Plugins that cannot be loaded
+/// are logged one line each and the others still load. Shutdown is graceful:
+/// no new calls, calls in flight get the grace period, the scheduler stops
+/// and the leader lock is released so a standby takes over at once.
+public final class ControlPlane: Sendable {
+    /// Where a started replica listens (the real ports when 0 was asked for).
+    public struct Endpoints: Sendable, Hashable {
+        public var rpc: ListenAddress
+        public var http: ListenAddress?
+    }
+
+    /// Why a replica could not start.
+    public struct StartError: Error, Sendable, CustomStringConvertible {
+        public var description: String
+        init(_ description: String) { self.description = description }
+    }
+
+    public let configuration: ControlPlaneConfiguration
+    /// This replica's name in logs, leases and status (host name by default).
+    public let replica: String
+    private let logger: Logger
+    private let state = Mutex(Running())
+    private let startedAt = Date()
+    private let leading = Mutex(false)
+
+    /// What a started replica holds, for shutdown.
+    private struct Running: Sendable {
+        var pool: PostgresPool?
+        var host: ExecutorHost?
+        var leader: LeaderLock?
+        var listener: PostgresListener?
+        var server: WireServer?
+        var tasks: [Task<Void, Never>] = []
+        var inbox: ExecutorEventInbox?
+        var shutDown = false
+    }
+
+    public init(configuration: ControlPlaneConfiguration, replica: String = ProcessInfo.processInfo.hostName, logger: Logger) {
+        self.configuration = configuration
+        self.replica = replica
+        self.logger = logger
+    }
+
+    /// Whether this replica holds the leader lock now.
+    public var isLeader: Bool { leading.withLock { $0 } }
+
+    /// Starts every part; returns once the ports are open and the scheduler
+    /// is waiting for leadership.
+    ///
+    /// - Parameter migrate: apply missing migrations first (standalone);
+    ///   otherwise a schema that is not current stops the start with the
+    ///   advice to run `trellisd migrate`.
+    public func start(migrate: Bool = false, databaseWait: Duration = .seconds(60)) async throws -> Endpoints {
+        guard let url = configuration.databaseURL else {
+            throw StartError("no database: set database_url in the file, TRELLIS_DATABASE_URL, or --database-url")
+        }
+        try await checkSchema(url, migrate: migrate, wait: databaseWait)
+
+        let pool = PostgresPool(url, maximumConnections: 8)
+        let store = StateStore(pool: pool)
+        state.withLock { $0.pool = pool }
+
+        // Executors: every plugin in the configured directories.
+        let inbox = ExecutorEventInbox()
+        let logger = self.logger
+        let host = ExecutorHost(
+            hostID: replica,
+            log: { executor, level, message in
+                logger.log(level: level.loggerLevel, "\(message)", metadata: ["executor": "\(executor)"])
+            },
+            events: { inbox.post($0) })
+        let report = host.loadPlugins(in: configuration.pluginDirectories) { [configuration] in configuration.executorSettingsJSON(for: $0) }
+        for problem in report.problems {
+            logger.error("executor plugin not loaded", metadata: ["file": "\(problem.path)", "reason": "\(problem.reason)"])
+        }
+        for executor in report.loaded {
+            logger.info("executor loaded", metadata: ["executor": "\(executor.name)", "version": "\(executor.version)", "file": "\(executor.path)"])
+        }
+        if !report.loaded.contains(where: { $0.name == configuration.defaultExecutor }) {
+            logger.warning("the default executor is not loaded; tasks that name no executor will fail until it is",
+                           metadata: ["default_executor": "\(configuration.defaultExecutor)"])
+        }
+        state.withLock { $0.host = host; $0.inbox = inbox }
+
+        // Scheduling: leader-gated, woken by executor events and NOTIFY.
+        let scheduler = Scheduler(store: store, executors: host, settings: .init(
+            defaultExecutor: configuration.defaultExecutor,
+            taskQueuedTimeout: .milliseconds(configuration.taskQueuedTimeoutMillis)))
+        let leader = LeaderLock(url)
+        let listener = PostgresListener(url)
+        do {
+            try await listener.listen(StateStore.runChangedChannel)
+        } catch {
+            listener.stop()
+            throw StartError("cannot LISTEN on the database: \(error)")
+        }
+        let (wakeups, wake) = AsyncStream<Int64?>.makeStream()
+        let loop = SchedulingLoop(
+            scheduler: scheduler, leader: leader, events: inbox,
+            sweepInterval: .milliseconds(configuration.sweepIntervalMillis), wakeups: wakeups
+        ) { [self] isLeading in
+            leading.withLock { $0 = isLeading }
+            logger.notice(isLeading ? "leading: this replica schedules" : "no longer leading", metadata: ["replica": "\(replica)"])
+        }
+        let loopTask = Task {
+            do {
+                try await loop.run()
+            } catch is CancellationError {
+            } catch {
+                logger.critical("the scheduling loop stopped", metadata: ["error": "\(error)"])
+            }
+        }
+        let wakeTask = Task {
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    for await note in listener.notifications { wake.yield(note.payload == "*" ? nil : Int64(note.payload)) }
+                }
+                // Notifications sent while the listener reconnected are lost:
+                // look at everything once it is back.
+                group.addTask { for await _ in listener.reconnects { wake.yield(nil) } }
+            }
+            wake.finish()
+        }
+        state.withLock {
+            $0.leader = leader
+            $0.listener = listener
+            $0.tasks += [loopTask, wakeTask]
+        }
+
+        // The wire server: agents and clients.
+        var server = WireServerConfiguration(host: configuration.rpcAddress.host, port: configuration.rpcAddress.port)
+        server.maximumFrameLength = configuration.maxFrameBytes
+        server.heartbeatTTL = .milliseconds(configuration.heartbeatTTLMillis)
+        server.heartbeatGrace = .milliseconds(configuration.agentGraceMillis)
+        server.serverVersion = "trellisd \(TrellisVersion.current)"
+        let wire = WireServer(
+            configuration: server, services: services(store: store), authenticator: try authenticator())
+        do {
+            try await wire.start()
+        } catch {
+            throw StartError("cannot listen for agents and clients on \(configuration.rpcAddress): \(error)")
+        }
+        state.withLock { $0.server = wire }
+        let rpc = ListenAddress(host: configuration.rpcAddress.host, port: wire.port ?? configuration.rpcAddress.port)
+        logger.notice("serving", metadata: ["rpc_address": "\(rpc)", "replica": "\(replica)"])
+        return Endpoints(rpc: rpc, http: nil)
+    }
+
+    /// Graceful shutdown; safe to call more than once.
+    public func shutdown() async {
+        let running = state.withLock { state -> Running? in
+            guard !state.shutDown else { return nil }
+            state.shutDown = true
+            return state
+        }
+        guard let running else { return }
+        logger.notice("shutting down", metadata: ["grace": "\(configuration.shutdownGraceMillis)ms"])
+        await running.server?.shutdown(grace: .milliseconds(configuration.shutdownGraceMillis))
+        for task in running.tasks { task.cancel() }
+        for task in running.tasks { await task.value }
+        running.listener?.stop()
+        await running.leader?.release()
+        running.host?.shutdown()
+        running.inbox?.finish()
+        await running.pool?.close()
+        logger.notice("stopped")
+    }
+
+    // MARK: Parts
+
+    /// Refuses to serve on a schema other than the one this build ships
+    /// (after applying it when `migrate`).
+    private func checkSchema(_ url: String, migrate: Bool, wait: Duration) async throws {
+        let connection = try await DatabaseWait.connect(url, within: wait, logger: logger)
+        defer { Task { await connection.close() } }
+        do {
+            if migrate {
+                let applied = try await Migrator.migrate(connection)
+                if !applied.isEmpty { logger.notice("migrated", metadata: ["applied": "\(applied)"]) }
+            }
+            let current = try await Migrator.currentVersion(connection)
+            let shipped = try Migrator.bundled().map(\.version).max() ?? 0
+            if current < shipped {
+                throw StartError("the database schema is at version \(current), this trellisd needs \(shipped): run `trellisd migrate` first")
+            }
+            if current > shipped {
+                throw StartError("the database schema is at version \(current), newer than this trellisd (\(shipped)): upgrade trellisd")
+            }
+        } catch let error as StartError {
+            throw error
+        } catch {
+            throw StartError("cannot check the database schema: \(error)")
+        }
+    }
+
+    private func authenticator() throws -> any WireAuthenticator {
+        var agentToken: String?
+        if let file = configuration.agentJoinTokenFile {
+            do {
+                agentToken = try String(contentsOfFile: file, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+            } catch {
+                throw StartError("cannot read the agent join token file \(file): \(error.localizedDescription)")
+            }
+            if agentToken?.isEmpty == true { throw StartError("the agent join token file \(file) is empty") }
+        }
+        return StaticTokenAuthenticator(agentToken: agentToken)
+    }
+
+    private func services(store: StateStore) -> WireServices {
+        var services = WireServices()
+        services.unary("/trellis.v1.TrellisAPI/Ping", Trellis_V1_PingRequest.self) { request, _ in
+            var response = Trellis_V1_PingResponse()
+            response.payload = request.payload
+            return response
+        }
+        return services
+    }
+}
+
+/// The version every binary reports.
+public enum TrellisVersion {
+    public static let current = "0.1.0-dev"
+}
+
+extension PluginLogLevel {
+    var loggerLevel: Logger.Level {
+        switch self {
+        case .debug: .debug
+        case .info: .info
+        case .warning: .warning
+        case .error: .error
+        }
+    }
+}
