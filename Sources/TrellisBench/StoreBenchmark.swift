@@ -95,8 +95,4 @@ enum StoreBenchmark {
             ).map { try $0.decode(0, as: Int64.self) }
         }
     }
-
-    struct BenchError: Error, CustomStringConvertible {
-        var description: String
-    }
 }

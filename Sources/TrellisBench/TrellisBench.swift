@@ -21,11 +21,12 @@ struct TrellisBench {
         case "core": { try CoreBenchmark.run() }
         case "wire": { try await WireBenchmark.run() }
         case "store": { try await StoreBenchmark.run() }
+        case "scheduler": { try await SchedulerBenchmark.run() }
         default: nil
         }
     }
 
-    static let names = ["core", "wire", "store"]
+    static let names = ["core", "wire", "store", "scheduler"]
 
     static func main() async throws {
         let arguments = CommandLine.arguments.dropFirst()
@@ -37,4 +38,9 @@ struct TrellisBench {
             print(measurement.line)
         }
     }
+}
+
+/// Why a benchmark could not run.
+struct BenchError: Error, CustomStringConvertible {
+    var description: String
 }

@@ -197,15 +197,24 @@ public actor Scheduler {
     public func dispatch() async throws {
         while true {
             let claims = try await store.claimReady(limit: settings.dispatchBatch)
-            for claim in claims { try await submit(claim) }
+            // Claims of one round mostly share a few runs: read each once.
+            var runs: [Int64: DagRunRecord] = [:]
+            for claim in claims {
+                let run: DagRunRecord
+                if let known = runs[claim.dagRunID] {
+                    run = known
+                } else {
+                    run = try await store.run(claim.dagRunID)
+                    runs[claim.dagRunID] = run
+                }
+                try await submit(claim, of: run)
+            }
             if claims.count < settings.dispatchBatch { return }
         }
     }
 
-    private func submit(_ claim: ClaimedTask) async throws {
-        let run = try await store.run(claim.dagRunID)
-        let instance = try await store.taskInstance(claim.taskInstanceID)
-        let tryNumber = instance.tryNumber + 1
+    private func submit(_ claim: ClaimedTask, of run: DagRunRecord) async throws {
+        let tryNumber = claim.tryNumber
         let executor = claim.executor.isEmpty ? settings.defaultExecutor : claim.executor
         do {
             let assignment = try await assignment(

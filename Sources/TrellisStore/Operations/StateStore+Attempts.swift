@@ -14,6 +14,8 @@ public struct ClaimedTask: Sendable, Hashable {
     public var pool: String
     public var queue: String
     public var executor: String
+    /// The try the attempt will be once it starts.
+    public var tryNumber: Int
 }
 
 /// One attempt to run a task instance.
@@ -151,12 +153,12 @@ extension StateStore {
                 ), a AS (
                     INSERT INTO attempt (task_instance_id, fencing_token, try_number, executor)
                     SELECT id, fencing_token, try_number + 1, executor FROM u
-                    RETURNING id, task_instance_id
+                    RETURNING id, task_instance_id, try_number
                 ), e AS (
                     INSERT INTO event_log (task_instance_id, dag_run_id, event, from_state, to_state, try_number, fencing_token)
                     SELECT id, dag_run_id, $2, 'scheduled', 'queued', try_number, fencing_token FROM u
                 )
-                SELECT u.id, a.id, u.fencing_token, u.dag_run_id, u.dag_id, u.task_id, u.priority_weight, u.pool, u.queue, u.executor
+                SELECT u.id, a.id, u.fencing_token, u.dag_run_id, u.dag_id, u.task_id, u.priority_weight, u.pool, u.queue, u.executor, a.try_number
                 FROM u JOIN a ON a.task_instance_id = u.id
                 ORDER BY u.priority_weight DESC, u.id
                 """, [PostgresArray(chosen), TaskInstanceEvent.enqueue.rawValue]
@@ -164,7 +166,8 @@ extension StateStore {
                 ClaimedTask(
                     taskInstanceID: try row.decode(0), attemptID: try row.decode(1), fencingToken: try row.decode(2),
                     dagRunID: try row.decode(3), dagID: try row.decode(4), taskID: try row.decode(5),
-                    priorityWeight: try row.decode(6), pool: try row.decode(7), queue: try row.decode(8), executor: try row.decode(9))
+                    priorityWeight: try row.decode(6), pool: try row.decode(7), queue: try row.decode(8), executor: try row.decode(9),
+                    tryNumber: try row.decode(10))
             }
         }
     }
