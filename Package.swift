@@ -32,6 +32,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         // MARK: System libraries (Debian packages installed by scripts/setup)
@@ -100,12 +101,18 @@ let package = Package(
 
         // MARK: Control plane
 
-        /// trellisd's insides: so far the executor plugin host and configuration.
+        /// trellisd's insides: the scheduler, the executor plugin host,
+        /// configuration and the operations surface (metrics, the ops HTTP
+        /// server, logging).
         .target(
             name: "TrellisControlPlane",
             dependencies: [
                 "TrellisCore", "TrellisProto", "TrellisPluginABI", "TrellisStore",
                 .product(name: "Yams", package: "Yams"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: strictSwift
         ),
@@ -193,7 +200,13 @@ let package = Package(
 
         .testTarget(
             name: "TrellisControlPlaneTests",
-            dependencies: ["TrellisControlPlane", "TrellisCore", "TrellisProto", "TrellisStore", "TrellisTestSupport"],
+            dependencies: [
+                "TrellisControlPlane", "TrellisCore", "TrellisProto", "TrellisStore", "TrellisTestSupport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
             swiftSettings: strictSwift
         ),
         .testTarget(
