@@ -4,9 +4,12 @@ public import Foundation
 /// for log lines, computed arithmetically: no formatter, no locale, no time
 /// zone database, safe from any thread.
 public enum LogTimestamp {
-    /// `date` as `YYYY-MM-DDTHH:MM:SS.mmmZ` (milliseconds rounded down).
+    /// `date` as `YYYY-MM-DDTHH:MM:SS.mmmZ` (milliseconds truncated).
     public static func rfc3339(_ date: Date) -> String {
-        let milliseconds = Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
+        // Round to the microsecond first: a Date made from whole milliseconds
+        // (1.123 s) is stored as a double just below them (1.12299999…).
+        let microseconds = Int64((date.timeIntervalSince1970 * 1_000_000).rounded())
+        let milliseconds = floorDivide(microseconds, 1000).0
         let (days, millisecondOfDay) = floorDivide(milliseconds, 86_400_000)
         let (year, month, day) = civilDate(daysSinceEpoch: days)
         let hour = millisecondOfDay / 3_600_000
