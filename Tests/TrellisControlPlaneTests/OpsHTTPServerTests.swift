@@ -227,6 +227,7 @@ import Testing
             #expect(try await connection.serverCloses())
         }
         #expect(fixture.server.port == nil)
+        await fixture.server.shutdown()  // a second call is harmless
         await #expect(throws: (any Error).self) {
             try await RawHTTPConnection.with(port: port) { _ in }
         }

@@ -44,6 +44,7 @@ public final class OpsHTTPServer: Sendable {
     private struct State {
         var listener: (any Channel)?
         var connections: [ObjectIdentifier: any Channel] = [:]
+        var shutDown = false
     }
 
     /// - Parameters:
@@ -102,13 +103,15 @@ public final class OpsHTTPServer: Sendable {
     /// Graceful shutdown: stop accepting; idle connections close at once,
     /// a request in progress gets its answer (with `Connection: close`)
     /// and then its connection closes. After `grace`, whatever is left is
-    /// closed.
+    /// closed. A second call does nothing.
     public func shutdown(grace: Duration = .seconds(10)) async {
-        let (listener, connections) = state.withLockedValue { state in
-            let taken = (state.listener, Array(state.connections.values))
-            state.listener = nil
-            return taken
+        let taken = state.withLockedValue { state -> (listener: (any Channel)?, connections: [any Channel])? in
+            guard !state.shutDown else { return nil }
+            state.shutDown = true
+            defer { state.listener = nil }
+            return (state.listener, Array(state.connections.values))
         }
+        guard let (listener, connections) = taken else { return }
         try? await listener?.close()
         for channel in connections {
             channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
