@@ -18,6 +18,7 @@ struct OpsHTTPRoutes: Sendable {
         }
     }
 
+    /// The paths served, by their path.
     enum Route: String, CaseIterable {
         case healthz = "/healthz"
         case readyz = "/readyz"

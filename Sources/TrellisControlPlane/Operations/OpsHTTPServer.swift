@@ -41,6 +41,7 @@ public final class OpsHTTPServer: Sendable {
     private let group: any EventLoopGroup
     private let state = NIOLockedValueBox(State())
 
+    /// The listener and the open connections, for `port` and `shutdown`.
     private struct State {
         var listener: (any Channel)?
         var connections: [ObjectIdentifier: any Channel] = [:]
