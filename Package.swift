@@ -101,13 +101,19 @@ let package = Package(
 
         // MARK: Control plane
 
-        /// trellisd's insides: so far the executor plugin host and configuration.
+        /// trellisd's insides: the scheduler, the executor plugin host,
+        /// configuration and the operations surface (metrics, the ops HTTP
+        /// server, logging).
         .target(
             name: "TrellisControlPlane",
             dependencies: [
                 "TrellisCore", "TrellisProto", "TrellisPluginABI", "TrellisStore", "TrellisWire",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: strictSwift
         ),
@@ -196,7 +202,13 @@ let package = Package(
 
         .testTarget(
             name: "TrellisControlPlaneTests",
-            dependencies: ["TrellisControlPlane", "TrellisCore", "TrellisProto", "TrellisStore", "TrellisTestSupport"],
+            dependencies: [
+                "TrellisControlPlane", "TrellisCore", "TrellisProto", "TrellisStore", "TrellisTestSupport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
             swiftSettings: strictSwift
         ),
         .testTarget(
