@@ -100,11 +100,13 @@ let package = Package(
 
         // MARK: Control plane
 
-        /// trellisd's insides: so far the executor plugin host and configuration.
+        /// trellisd's insides: the executor plugin host, configuration, the
+        /// scheduler and the client API's handlers.
         .target(
             name: "TrellisControlPlane",
             dependencies: [
-                "TrellisCore", "TrellisProto", "TrellisPluginABI", "TrellisStore",
+                "TrellisCore", "TrellisProto", "TrellisPluginABI", "TrellisStore", "TrellisWire",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: strictSwift
@@ -193,7 +195,10 @@ let package = Package(
 
         .testTarget(
             name: "TrellisControlPlaneTests",
-            dependencies: ["TrellisControlPlane", "TrellisCore", "TrellisProto", "TrellisStore", "TrellisTestSupport"],
+            dependencies: [
+                "TrellisControlPlane", "TrellisCore", "TrellisProto", "TrellisStore", "TrellisWire", "TrellisTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
             swiftSettings: strictSwift
         ),
         .testTarget(
