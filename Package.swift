@@ -198,6 +198,7 @@ let package = Package(
             dependencies: [
                 "TrellisControlPlane", "TrellisCore", "TrellisProto", "TrellisStore", "TrellisWire", "TrellisTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             swiftSettings: strictSwift
         ),

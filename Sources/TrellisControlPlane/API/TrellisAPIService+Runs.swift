@@ -17,13 +17,32 @@ extension TrellisAPIService {
         }
         let logicalDate = request.hasLogicalDate ? APIMapping.date(request.logicalDate) : Date()
         let runID = request.runID.isEmpty ? RunIDs.generate(runType: DagRunType.manual.rawValue, logicalDate: logicalDate) : request.runID
-        let (run, created) = try await store.createRun(
-            dagID: dag.dagID, logicalDate: logicalDate, runType: .manual, runID: runID, conf: conf)
+        let outcome = await Self.result { [store] () async throws(PostgresError) in
+            try await store.createRun(dagID: dag.dagID, logicalDate: logicalDate, runType: .manual, runID: runID, conf: conf)
+        }
+        if case .failure(let error) = outcome, error.sqlState == Self.invalidJSONState {
+            // PostgreSQL's JSON is stricter than Foundation's (no trailing commas).
+            throw WireError(.invalidArgument, "conf_json is not valid JSON: \(error.detail ?? error.message)")
+        }
+        let (run, created) = try outcome.get()
         response.run = try await runMessage(run)
         response.created = created
         if created { await runChanged(run.id) }
         return response
     }
+
+    /// The outcome of a store call as a value (a `do`/`catch` with a pattern
+    /// on a typed error crashes Swift 6.3's SIL ownership verifier here).
+    static func result<T>(_ body: () async throws(PostgresError) -> T) async -> Result<T, PostgresError> {
+        do {
+            return .success(try await body())
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    /// SQLSTATE invalid_text_representation, what jsonb input raises.
+    static let invalidJSONState = "22P02"
 
     /// The conf as a JSON object's text ("{}" when empty); INVALID_ARGUMENT
     /// with the parser's position otherwise.
