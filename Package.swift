@@ -102,13 +102,14 @@ let package = Package(
         // MARK: Control plane
 
         /// trellisd's insides: the scheduler, the executor plugin host,
-        /// configuration and the operations surface (metrics, the ops HTTP
-        /// server, logging).
+        /// configuration, the client API's handlers, the composition root
+        /// (`ControlPlane`) and the operations surface (metrics, the ops
+        /// HTTP server, logging).
         .target(
             name: "TrellisControlPlane",
             dependencies: [
                 "TrellisCore", "TrellisProto", "TrellisPluginABI", "TrellisStore", "TrellisWire",
-                .product(name: "Logging", package: "swift-log"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -203,11 +204,12 @@ let package = Package(
         .testTarget(
             name: "TrellisControlPlaneTests",
             dependencies: [
-                "TrellisControlPlane", "TrellisCore", "TrellisProto", "TrellisStore", "TrellisTestSupport",
+                "TrellisControlPlane", "TrellisCore", "TrellisProto", "TrellisStore", "TrellisWire", "TrellisTestSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             swiftSettings: strictSwift
         ),

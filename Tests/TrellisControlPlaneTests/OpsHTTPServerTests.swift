@@ -2,6 +2,7 @@ import NIOCore
 import NIOPosix
 import Synchronization
 import Testing
+import TrellisTestSupport
 
 @testable import TrellisControlPlane
 
@@ -228,9 +229,8 @@ import Testing
         }
         #expect(fixture.server.port == nil)
         await fixture.server.shutdown()  // a second call is harmless
-        await #expect(throws: (any Error).self) {
-            try await RawHTTPConnection.with(port: port) { _ in }
-        }
+        // Not checked: that connecting to the old port fails. Tests run in
+        // parallel, and another test's server may be given the freed port.
     }
 
     @Test func shutdownLetsARequestInProgressFinish() async throws {

@@ -31,6 +31,9 @@ public struct PostgresError: Error, Sendable, Hashable, CustomStringConvertible 
         public static let invalidArgument = Code("invalid argument")
         /// The row a request names does not exist.
         public static let notFound = Code("not found")
+        /// The operation is not allowed in the current state (a run that has
+        /// already ended cannot be cancelled).
+        public static let failedPrecondition = Code("failed precondition")
 
         public var description: String { name }
     }

@@ -92,13 +92,24 @@ extension StateStore {
     /// (counting queued and running instances). Concurrent claimers never
     /// claim the same instance (`FOR UPDATE SKIP LOCKED`) and never overfill
     /// a pool (they serialise on the pool and DAG rows they fill).
-    public func claimReady(limit: Int, executors: [String]? = nil) async throws(PostgresError) -> [ClaimedTask] {
+    ///
+    /// `parallelism` caps the task instances queued or running across the
+    /// whole deployment (Airflow's `core.parallelism`); nil is no cap.
+    /// Claimers with a cap serialise on one advisory lock to count.
+    public func claimReady(limit: Int, executors: [String]? = nil, parallelism: Int? = nil) async throws(PostgresError) -> [ClaimedTask] {
         guard limit > 0 else { return [] }
         guard TaskInstanceTransitionRule.rule(from: .scheduled, on: .enqueue) != nil else {
             throw PostgresError(.illegalTransition, "the state machine no longer allows scheduled → queued")
         }
         let executorFilter: PostgresArray<String>? = executors.map { PostgresArray($0) }
         return try await pool.transaction { session in
+            var limit = limit
+            if let parallelism {
+                try session.query("SELECT pg_advisory_xact_lock($1)", [Self.parallelismLockKey])
+                let active = try session.query("SELECT count(*) FROM task_instance WHERE state IN ('queued', 'running')")[0].decode(0, as: Int.self)
+                limit = min(limit, parallelism - active)
+                if limit <= 0 { return [] }
+            }
             let candidates = try session.query(
                 """
                 SELECT ti.id, ti.dag_id, ti.pool, ti.pool_slots FROM task_instance ti
@@ -172,6 +183,10 @@ extension StateStore {
         }
     }
 
+    /// The advisory lock that claimers with a parallelism cap share
+    /// ("TRLSPARA").
+    static let parallelismLockKey: Int64 = 0x5452_4C53_5041_5241
+
     /// Every attempt not yet ended, of running runs: what a restarted control
     /// plane hands back to its executors.
     public func attemptsInFlight() async throws(PostgresError) -> [AttemptRecord] {
@@ -230,5 +245,14 @@ extension StateStore {
                 AttemptRecord.self,
                 "SELECT \(AttemptRecord.columns) FROM attempt WHERE task_instance_id = $1 ORDER BY id", [taskInstanceID])
         }
+    }
+
+    /// One attempt by its id.
+    public func attempt(_ id: Int64) async throws(PostgresError) -> AttemptRecord {
+        let rows = try await pool.withSession { session in
+            try session.all(AttemptRecord.self, "SELECT \(AttemptRecord.columns) FROM attempt WHERE id = $1", [id])
+        }
+        guard let attempt = rows.first else { throw PostgresError(.notFound, "no attempt \(id)") }
+        return attempt
     }
 }

@@ -1,5 +1,6 @@
 public import Foundation
 import TrellisProto
+public import TrellisCore
 
 /// A DAG run's state (Airflow's `DagRunState`).
 public enum DagRunState: String, Sendable, Hashable, CaseIterable, PostgresEncodable, PostgresDecodable {
@@ -204,6 +205,44 @@ extension StateStore {
                 DagRunRecord.self,
                 "SELECT \(DagRunRecord.columns) FROM dag_run WHERE dag_id = $1 ORDER BY logical_date DESC LIMIT $2", [dagID, limit])
         }
+    }
+
+    /// Runs newest first (by logical date), of one DAG or every DAG (`dagID`
+    /// nil), in one state or any (`state` nil), at most `limit`.
+    public func listRuns(dagID: String? = nil, state: DagRunState? = nil, limit: Int = 100) async throws(PostgresError) -> [DagRunRecord] {
+        try await pool.withSession { session in
+            try session.all(
+                DagRunRecord.self,
+                """
+                SELECT \(DagRunRecord.columns) FROM dag_run
+                WHERE ($1::text IS NULL OR dag_id = $1) AND ($2::text IS NULL OR state = $2)
+                ORDER BY logical_date DESC, id DESC LIMIT $3
+                """, [dagID, state, limit])
+        }
+    }
+
+    /// One run by its DAG and run id, or nil.
+    public func run(dagID: String, runID: String) async throws(PostgresError) -> DagRunRecord? {
+        try await pool.withSession { session in
+            try session.all(
+                DagRunRecord.self, "SELECT \(DagRunRecord.columns) FROM dag_run WHERE dag_id = $1 AND run_id = $2", [dagID, runID])
+        }.first
+    }
+
+    /// How many task instances of each run are in each state, for many runs
+    /// in one query. Runs without instances are absent.
+    public func taskCounts(runIDs: [Int64]) async throws(PostgresError) -> [Int64: [TaskState: Int]] {
+        if runIDs.isEmpty { return [:] }
+        let rows = try await pool.withSession { session in
+            try session.query(
+                "SELECT dag_run_id, state, count(*) FROM task_instance WHERE dag_run_id = ANY($1::bigint[]) GROUP BY 1, 2",
+                [PostgresArray(runIDs)])
+        }
+        var counts: [Int64: [TaskState: Int]] = [:]
+        for row in rows {
+            counts[try row.decode(0, as: Int64.self), default: [:]][try row.decode(1, as: TaskState.self)] = try row.decode(2, as: Int.self)
+        }
+        return counts
     }
 }
 

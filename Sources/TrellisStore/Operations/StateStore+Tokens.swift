@@ -73,4 +73,15 @@ extension StateStore {
             try session.all(APITokenRecord.self, "SELECT \(APITokenRecord.columns) FROM api_token ORDER BY name")
         }
     }
+
+    /// The SHA-256 and role of every token not revoked: what an in-memory
+    /// authenticator needs to check tokens without a query per handshake.
+    public func liveTokenHashes() async throws(PostgresError) -> [(hash: [UInt8], role: TokenRole)] {
+        let rows = try await pool.withSession { session in
+            try session.query("SELECT token_hash, role FROM api_token WHERE revoked_at IS NULL ORDER BY id")
+        }
+        return try rows.map { row throws(PostgresError) in
+            (try row.decode(0, as: PostgresBytes.self).bytes, try row.decode(1, as: TokenRole.self))
+        }
+    }
 }
