@@ -244,7 +244,10 @@ let package = Package(
         /// End-to-end tests of the real binaries (built by `swift build`).
         .testTarget(
             name: "TrellisdTests",
-            dependencies: ["TrellisTestSupport", "TrellisCore", "TrellisStore", "TrellisProto", "TrellisWire"],
+            dependencies: [
+                "TrellisTestSupport", "TrellisCore", "TrellisStore", "TrellisProto", "TrellisWire",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
             swiftSettings: strictSwift
         ),
 

@@ -30,7 +30,7 @@ struct Serve: AsyncParsableCommand {
     func run() async throws {
         let configuration = try options.load()
         let wait = try DurationOption.parse(waitTimeout, name: "--wait-timeout")
-        ServerLogging.bootstrap(configuration)
+        TrellisLogging.bootstrap(format: configuration.logFormat, level: configuration.logLevel)
         let logger = Logger(label: "trellisd")
 
         // Signals are handled here, not by the default action, so shutdown is graceful.
@@ -78,17 +78,5 @@ final class SignalWaiter: @unchecked Sendable {  // sources are only kept alive,
     func next() async -> Int32 {
         var iterator = stream.makeAsyncIterator()
         return await iterator.next() ?? SIGTERM
-    }
-}
-
-/// Logging for the server commands: the configured format and level.
-enum ServerLogging {
-    static func bootstrap(_ configuration: ControlPlaneConfiguration) {
-        let level = Logger.Level(rawValue: configuration.logLevel.rawValue) ?? .info
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
     }
 }

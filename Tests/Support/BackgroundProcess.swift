@@ -113,7 +113,7 @@ public final class BackgroundProcess: Sendable {
 
     public struct Failure: Error, CustomStringConvertible {
         public var description: String
-        init(_ description: String) { self.description = description }
+        public init(_ description: String) { self.description = description }
     }
 }
 

@@ -253,15 +253,15 @@ import TrellisWire
                 runs.append(try await store.createRun(dagID: "chain", logicalDate: Date(timeIntervalSince1970: Double(day) * 86_400), runType: .manual).run)
             }
             try await store.startQueuedRuns()
-            #expect(try await store.finishRun(runs[0].id, state: .success))
+            #expect(try await store.finishRun(runs[0].id, state: .failed))
             let viewer = try await fixture.connect(.viewer)
             var list = Trellis_V1_ListRunsRequest()
             list.dagID = "chain"
             let all: Trellis_V1_ListRunsResponse = try await viewer.call("ListRuns", list)
             #expect(all.runs.map(\.runID) == runs.reversed().map(\.runID))
-            list.state = .success
-            let succeeded: Trellis_V1_ListRunsResponse = try await viewer.call("ListRuns", list)
-            #expect(succeeded.runs.map(\.runID) == [runs[0].runID])
+            list.state = .failed
+            let failed: Trellis_V1_ListRunsResponse = try await viewer.call("ListRuns", list)
+            #expect(failed.runs.map(\.runID) == [runs[0].runID])
             list.state = .unspecified
             list.limit = 1
             let one: Trellis_V1_ListRunsResponse = try await viewer.call("ListRuns", list)

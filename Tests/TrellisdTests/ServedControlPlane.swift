@@ -1,7 +1,10 @@
 import Foundation
+import SwiftProtobuf
 import TrellisCore
+import TrellisProto
 import TrellisStore
 import TrellisTestSupport
+import TrellisWire
 
 /// A real `trellisd serve` process for binary-level tests: c-instant as the
 /// default executor (recording every execution in a file), a database of
@@ -10,6 +13,8 @@ final class ServedControlPlane: Sendable {
     let url: String
     let pluginDirectory: String
     let recordFile: String
+    /// Where the first replica writes the admin token it creates.
+    let adminTokenFile: String
     let scratch: URL
 
     init(url: String) throws {
@@ -22,6 +27,7 @@ final class ServedControlPlane: Sendable {
             atPath: pluginDirectory + "/libtrellis-executor-c-instant.so",
             withDestinationPath: try ChildProcess.builtProduct("libtrellis-executor-c-instant.so"))
         recordFile = scratch.appendingPathComponent("executions.tsv").path
+        adminTokenFile = scratch.appendingPathComponent("admin-token").path
     }
 
     /// Starts a replica; returns once it printed where it serves.
@@ -31,7 +37,7 @@ final class ServedControlPlane: Sendable {
         let process = try BackgroundProcess(try ChildProcess.builtProduct("trellisd"), [
             "serve", "--database-url", url, "--rpc-address", "127.0.0.1:0", "--http-address", "127.0.0.1:0",
             "--plugin-dirs", pluginDirectory, "--default-executor", "c-instant", "--sweep-interval", "200ms",
-            "--replica-name", name, "--log-level", "debug",
+            "--replica-name", name, "--log-level", "debug", "--bootstrap-admin-token-file", adminTokenFile,
         ] + extra, environment: environment, name: name)
         do {
             try await process.waitForOutput("trellisd: serving rpc on ")
@@ -40,6 +46,21 @@ final class ServedControlPlane: Sendable {
             throw error
         }
         return process
+    }
+
+    /// The rpc and http ports a started replica printed.
+    static func ports(of process: BackgroundProcess) throws -> (rpc: Int, http: Int) {
+        let line = process.stdout.split(separator: "\n").first { $0.hasPrefix("trellisd: serving rpc on ") } ?? ""
+        let ports = line.split(separator: ",").compactMap { $0.split(separator: ":").last.flatMap { Int($0) } }
+        guard ports.count == 2 else { throw BackgroundProcess.Failure("no ports in '\(line)'") }
+        return (ports[0], ports[1])
+    }
+
+    /// A client connection to a replica's API with the bootstrap admin token.
+    func api(_ process: BackgroundProcess) async throws -> WireConnection {
+        let token = try String(contentsOfFile: adminTokenFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        return try await WireClient.connect(configuration: WireClientConfiguration(
+            host: "127.0.0.1", port: try Self.ports(of: process).rpc, role: .client, credentials: token, name: "serve-test"))
     }
 
     /// The task id of every execution c-instant recorded, in order.
@@ -68,4 +89,75 @@ final class ServedControlPlane: Sendable {
             served.remove()
         }
     }
+}
+
+extension WireConnection {
+    /// A typed call of a TrellisAPI method.
+    func call<Response: SwiftProtobuf.Message>(
+        _ method: String, _ request: some SwiftProtobuf.Message, as type: Response.Type = Response.self
+    ) async throws -> Response {
+        try await unary("/trellis.v1.TrellisAPI/\(method)", request, as: Response.self, timeout: .seconds(30))
+    }
+
+    /// Submits a DAG file's text; its response.
+    func submit(_ yaml: String, file: String) async throws -> Trellis_V1_SubmitDagResponse {
+        var request = Trellis_V1_SubmitDagRequest()
+        request.yaml = yaml
+        request.fileName = file
+        return try await call("SubmitDag", request)
+    }
+
+    /// Triggers a manual run; its run id.
+    func trigger(_ dagID: String, logicalDate: Date = Date(timeIntervalSince1970: 1_700_000_000)) async throws -> String {
+        var request = Trellis_V1_TriggerRunRequest()
+        request.dagID = dagID
+        request.logicalDate.unixMicros = Int64(logicalDate.timeIntervalSince1970 * 1_000_000)
+        let response: Trellis_V1_TriggerRunResponse = try await call("TriggerRun", request)
+        return response.run.runID
+    }
+
+    /// The run and its task grid.
+    func grid(_ dagID: String, _ runID: String) async throws -> Trellis_V1_GetRunResponse {
+        var request = Trellis_V1_GetRunRequest()
+        request.dagID = dagID
+        request.runID = runID
+        return try await call("GetRun", request)
+    }
+
+    /// Waits (polling GetRun) until the run ends; its final grid.
+    func waitForEnd(_ dagID: String, _ runID: String, within timeout: Duration = .seconds(120)) async throws -> Trellis_V1_GetRunResponse {
+        try await eventually("\(dagID) \(runID) ends", timeout: timeout) {
+            let state = try await grid(dagID, runID).run.state
+            return state == .success || state == .failed
+        }
+        return try await grid(dagID, runID)
+    }
+}
+
+/// One plain HTTP/1.0 GET over a socket: status code and body.
+func httpGet(port: Int, path: String) throws -> (status: Int, body: String) {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw BackgroundProcess.Failure("socket: \(errno)") }
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let connected = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard connected == 0 else { throw BackgroundProcess.Failure("connect to \(port): \(errno)") }
+    let request = Array("GET \(path) HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n".utf8)
+    _ = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
+    var response: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 4096)
+    while true {
+        let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        if count <= 0 { break }
+        response += buffer[0..<count]
+    }
+    let text = String(decoding: response, as: UTF8.self)
+    let status = Int(text.split(separator: " ").dropFirst().first ?? "") ?? 0
+    let body = text.components(separatedBy: "\r\n\r\n").dropFirst().joined(separator: "\r\n\r\n")
+    return (status, body)
 }

@@ -19,11 +19,22 @@ public actor Scheduler {
         public var dispatchBatch: Int
         /// A task queued longer than this fails (Airflow's `task_queued_timeout`).
         public var taskQueuedTimeout: Duration
+        /// Task instances queued or running at once across the deployment
+        /// (Airflow's `core.parallelism`); nil is no cap.
+        public var parallelism: Int?
+        /// An agent silent for longer (heartbeat TTL plus grace) is lost, and
+        /// its attempts with it.
+        public var agentLostAfter: Duration
 
-        public init(defaultExecutor: String = "persistent-pool", dispatchBatch: Int = 256, taskQueuedTimeout: Duration = .seconds(600)) {
+        public init(
+            defaultExecutor: String = "persistent-pool", dispatchBatch: Int = 256, taskQueuedTimeout: Duration = .seconds(600),
+            parallelism: Int? = nil, agentLostAfter: Duration = .seconds(45)
+        ) {
             self.defaultExecutor = defaultExecutor
             self.dispatchBatch = dispatchBatch
             self.taskQueuedTimeout = taskQueuedTimeout
+            self.parallelism = parallelism
+            self.agentLostAfter = agentLostAfter
         }
     }
 
@@ -31,10 +42,15 @@ public actor Scheduler {
     private let executors: ExecutorHost
     private let settings: Settings
     private let now: @Sendable () -> Date
+    private let metrics: ControlPlaneMetrics?
     /// Parsed DAG versions, by (dag id, version): versions never change.
     private var versions: [DagVersionKey: DagVersion] = [:]
 
-    public init(store: StateStore, executors: ExecutorHost, settings: Settings = Settings(), now: @escaping @Sendable () -> Date = { Date() }) {
+    public init(
+        store: StateStore, executors: ExecutorHost, settings: Settings = Settings(), metrics: ControlPlaneMetrics? = nil,
+        now: @escaping @Sendable () -> Date = { Date() }
+    ) {
+        self.metrics = metrics
         self.store = store
         self.executors = executors
         self.settings = settings
@@ -47,13 +63,74 @@ public actor Scheduler {
     /// queued runs within `max_active_runs`, evaluates every running run
     /// (which also makes due retries ready), and dispatches what is ready.
     public func pass() async throws {
+        let started = ContinuousClock.now
         try await createDueRuns()
         try await enforceTimeouts()
+        try await detectLostAgents()
         try await store.startQueuedRuns()
-        for run in try await store.runs(state: .running) {
+        let running = try await store.runs(state: .running)
+        for run in running {
             try await evaluate(run)
         }
+        try await recordSLAMisses(running)
         try await dispatch()
+        metrics?.observeLoop(ContinuousClock.now - started)
+        metrics?.schedulerHeartbeat()
+    }
+
+    // MARK: Lost agents and SLAs
+
+    /// Agents silent past `agentLostAfter` are lost: each attempt they had
+    /// in flight ends `lost` with that reason (a queued one goes back to
+    /// `none`, a running one fails and is retried if it has tries left).
+    /// Returns the agents found lost.
+    @discardableResult
+    public func detectLostAgents() async throws -> [String] {
+        let silentSince = now().addingTimeInterval(-settings.agentLostAfter.seconds)
+        let lost = try await store.markLostAgents(heartbeatBefore: silentSince)
+        for agent in lost {
+            let attempts = try await store.attemptsInFlight(agentName: agent)
+            let events = attempts.map { attempt in
+                var event = Trellis_V1_ExecutorEvent()
+                event.attempt.attemptID = AttemptIdentity(taskInstanceID: attempt.taskInstanceID, attemptID: attempt.id).text
+                event.attempt.fencingToken = attempt.fencingToken
+                var finished = Trellis_V1_AttemptFinished()
+                finished.outcome = .lost
+                finished.reason = "AgentLost"
+                finished.message = "agent '\(agent)' was lost: no heartbeat for \(DurationText.format(millis: settings.agentLostAfter.milliseconds))"
+                event.finished = finished
+                return ExecutorEventRecord(executor: attempt.executor.isEmpty ? settings.defaultExecutor : attempt.executor, event: event)
+            }
+            if !events.isEmpty { try await record(events) }
+        }
+        return lost
+    }
+
+    /// Records an `sla_miss` event, once, for every task instance of a
+    /// running run that is not done by its SLA: the run's data interval end
+    /// (its logical date for manual runs) plus the task's `sla`, as
+    /// Airflow measures it. Returns how many misses were new.
+    @discardableResult
+    public func recordSLAMisses(_ runs: [DagRunRecord]) async throws -> Int {
+        let now = now()
+        var candidates: [Int64] = []
+        var details: [Int64: String] = [:]
+        for run in runs {
+            let version = try await dagVersion(run.dagID, run.dagVersion)
+            let slas = Dictionary(uniqueKeysWithValues: version.spec.tasks.filter(\.hasSla).map { ($0.taskID, $0.sla.millis) })
+            guard !slas.isEmpty else { continue }
+            let reference = run.dataIntervalEnd ?? run.logicalDate
+            for instance in try await store.taskInstances(runID: run.id) {
+                guard let sla = slas[instance.taskID], ![.success, .skipped, .removed].contains(instance.state) else { continue }
+                let deadline = reference.addingTimeInterval(Double(sla) / 1_000)
+                guard deadline < now else { continue }
+                candidates.append(instance.id)
+                details[instance.id] = "SLA of \(DurationText.format(millis: sla)) missed: not done by \(ISO8601DateFormatter().string(from: deadline))"
+            }
+        }
+        let missed = try await store.recordSLAMisses(candidates, detail: details)
+        if !missed.isEmpty { metrics?.slaMissed(count: missed.count) }
+        return missed.count
     }
 
     /// Reacts at once to a change made elsewhere (a run triggered, cleared,
@@ -118,7 +195,10 @@ public actor Scheduler {
                     dagID: dag.dagID, logicalDate: interval.logicalDate, runType: .scheduled,
                     runID: RunIDs.generate(runType: DagRunType.scheduled.rawValue, logicalDate: interval.logicalDate),
                     dataInterval: (interval.start, interval.end))
-                if result.created { created += 1 }
+                if result.created {
+                    created += 1
+                    metrics?.dagRunCreated(runType: .scheduled)
+                }
             }
         }
         return created
@@ -196,7 +276,7 @@ public actor Scheduler {
     /// refuses fails to start with that reason, which the task grid shows.
     public func dispatch() async throws {
         while true {
-            let claims = try await store.claimReady(limit: settings.dispatchBatch)
+            let claims = try await store.claimReady(limit: settings.dispatchBatch, parallelism: settings.parallelism)
             // Claims of one round mostly share a few runs: read each once.
             var runs: [Int64: DagRunRecord] = [:]
             for claim in claims {
@@ -221,6 +301,9 @@ public actor Scheduler {
                 run: run, taskID: claim.taskID, taskInstanceID: claim.taskInstanceID, attemptID: claim.attemptID,
                 fencingToken: claim.fencingToken, tryNumber: tryNumber, executor: executor)
             try executors.submit(assignment, to: executor)
+            if let readySince = claim.readySince {
+                metrics?.observeDispatchLatency(seconds: max(0, now().timeIntervalSince(readySince)), executor: executor)
+            }
         } catch {
             let reason = (error as? ExecutorHostError)?.message ?? (error as? CoreError)?.message ?? "\(error)"
             let version = try await dagVersion(run.dagID, run.dagVersion)
@@ -337,6 +420,7 @@ public actor Scheduler {
         var starts: [TransitionRequest] = []
         var startedInstances = Set<Int64>()
         var ends: [(instance: Int64, token: Int64, finished: Trellis_V1_AttemptFinished)] = []
+        var executorOf: [Int64: String] = [:]
         for record in records {
             let event = record.event
             guard let identity = AttemptIdentity(event.attempt.attemptID) else { continue }
@@ -352,6 +436,7 @@ public actor Scheduler {
                 _ = try await store.appendLog(attemptID: identity.attemptID, Array(chunk.data))
             case .finished(let finished)?:
                 ends.append((identity.taskInstanceID, token, finished))
+                executorOf[identity.taskInstanceID] = record.executor
             case nil:
                 continue
             }
@@ -396,7 +481,10 @@ public actor Scheduler {
                 taskInstanceID: end.instance, event: outcome.event, expected: .running, fencingToken: end.token,
                 exitCode: exitCode, failureReason: reason.nilIfEmpty, retryAt: retryAt))
         }
-        for applied in try await applyInRounds(endRequests) { changedRuns.insert(applied.dagRunID) }
+        for applied in try await applyInRounds(endRequests) {
+            changedRuns.insert(applied.dagRunID)
+            metrics?.taskFinished(executor: executorOf[applied.taskInstanceID] ?? settings.defaultExecutor, state: applied.to)
+        }
 
         guard followUp, !changedRuns.isEmpty else { return }
         for runID in changedRuns.sorted() { try await evaluate(runID: runID) }

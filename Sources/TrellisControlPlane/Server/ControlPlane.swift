@@ -37,6 +37,10 @@ public final class ControlPlane: Sendable {
     private let state = Mutex(Running())
     private let startedAt = Date()
     private let leading = Mutex(false)
+    /// The schema version found at start.
+    private let schemaVersion = Mutex(0)
+    /// This replica's metrics, served on `/metrics`.
+    public let metrics = ControlPlaneMetrics(registry: MetricsRegistry())
 
     /// What a started replica holds, for shutdown.
     private struct Running: Sendable {
@@ -45,6 +49,7 @@ public final class ControlPlane: Sendable {
         var leader: LeaderLock?
         var listener: PostgresListener?
         var server: WireServer?
+        var ops: OpsHTTPServer?
         var tasks: [Task<Void, Never>] = []
         var inbox: ExecutorEventInbox?
         var shutDown = false
@@ -74,6 +79,13 @@ public final class ControlPlane: Sendable {
         let pool = PostgresPool(url, maximumConnections: 8)
         let store = StateStore(pool: pool)
         state.withLock { $0.pool = pool }
+        let tokens = TokenAuthenticator(store: store, agentToken: try agentToken())
+        try await bootstrapAdminToken(store)
+        do {
+            try await tokens.refresh()
+        } catch {
+            throw StartError("cannot read the API tokens: \(error)")
+        }
 
         // Executors: every plugin in the configured directories.
         let inbox = ExecutorEventInbox()
@@ -100,7 +112,10 @@ public final class ControlPlane: Sendable {
         // Scheduling: leader-gated, woken by executor events and NOTIFY.
         let scheduler = Scheduler(store: store, executors: host, settings: .init(
             defaultExecutor: configuration.defaultExecutor,
-            taskQueuedTimeout: .milliseconds(configuration.taskQueuedTimeoutMillis)))
+            taskQueuedTimeout: .milliseconds(configuration.taskQueuedTimeoutMillis),
+            parallelism: configuration.parallelism,
+            agentLostAfter: .milliseconds(configuration.heartbeatTTLMillis + configuration.agentGraceMillis)),
+            metrics: metrics)
         let leader = LeaderLock(url)
         let listener = PostgresListener(url)
         do {
@@ -115,6 +130,7 @@ public final class ControlPlane: Sendable {
             sweepInterval: .milliseconds(configuration.sweepIntervalMillis), wakeups: wakeups
         ) { [self] isLeading in
             leading.withLock { $0 = isLeading }
+            metrics.setLeader(isLeading)
             logger.notice(isLeading ? "leading: this replica schedules" : "no longer leading", metadata: ["replica": "\(replica)"])
         }
         let loopTask = Task {
@@ -136,10 +152,11 @@ public final class ControlPlane: Sendable {
             }
             wake.finish()
         }
+        let tokenTask = Task { await tokens.run() }
         state.withLock {
             $0.leader = leader
             $0.listener = listener
-            $0.tasks += [loopTask, wakeTask]
+            $0.tasks += [loopTask, wakeTask, tokenTask]
         }
 
         // The wire server: agents and clients.
@@ -148,8 +165,29 @@ public final class ControlPlane: Sendable {
         server.heartbeatTTL = .milliseconds(configuration.heartbeatTTLMillis)
         server.heartbeatGrace = .milliseconds(configuration.agentGraceMillis)
         server.serverVersion = "trellisd \(TrellisVersion.current)"
-        let wire = WireServer(
-            configuration: server, services: services(store: store), authenticator: try authenticator())
+        let counter = ConnectionCounter()
+        let api = TrellisAPIService(
+            store: store, executors: host,
+            executorLoadProblems: report.problems.map { "\($0.path): \($0.reason)" },
+            settings: .init(defaultExecutor: configuration.defaultExecutor),
+            tokens: tokens,
+            statusProvider: { [self] in
+                ServerStatusInfo(
+                    serverVersion: "trellisd \(TrellisVersion.current)", startedAt: startedAt,
+                    connectedAgents: counter.count(.agent), connectedClients: counter.count(.client),
+                    leader: isLeader, schemaVersion: schemaVersion.withLock { $0 }, replica: replica)
+            },
+            runChanged: { [logger] runID in
+                do { try await store.notifyRunChanged(runID) } catch {
+                    logger.warning("could not wake the scheduler; the next sweep will see the change", metadata: ["run": "\(runID)", "error": "\(error)"])
+                }
+            },
+            dagUnpaused: { _ in try? await store.notifyRunChanged(nil) })
+        var services = WireServices()
+        api.register(into: &services)
+        let wire = WireServer(configuration: server, services: services, authenticator: tokens) { connection in
+            counter.opened(connection)
+        }
         do {
             try await wire.start()
         } catch {
@@ -157,8 +195,22 @@ public final class ControlPlane: Sendable {
         }
         state.withLock { $0.server = wire }
         let rpc = ListenAddress(host: configuration.rpcAddress.host, port: wire.port ?? configuration.rpcAddress.port)
-        logger.notice("serving", metadata: ["rpc_address": "\(rpc)", "replica": "\(replica)"])
-        return Endpoints(rpc: rpc, http: nil)
+
+        // The operations port: health, readiness, metrics.
+        let ops = OpsHTTPServer(
+            configuration: .init(host: configuration.httpAddress.host, port: configuration.httpAddress.port),
+            registry: metrics.registry,
+            readiness: { [self] in await readiness(store) },
+            beforeMetrics: { [self] in await refreshGauges(store, agents: counter.count(.agent)) })
+        do {
+            try await ops.start()
+        } catch {
+            throw StartError("cannot listen for /healthz, /readyz and /metrics on \(configuration.httpAddress): \(error)")
+        }
+        state.withLock { $0.ops = ops }
+        let http = ListenAddress(host: configuration.httpAddress.host, port: ops.port ?? configuration.httpAddress.port)
+        logger.notice("serving", metadata: ["rpc_address": "\(rpc)", "http_address": "\(http)", "replica": "\(replica)"])
+        return Endpoints(rpc: rpc, http: http)
     }
 
     /// Graceful shutdown; safe to call more than once.
@@ -171,6 +223,7 @@ public final class ControlPlane: Sendable {
         guard let running else { return }
         logger.notice("shutting down", metadata: ["grace": "\(configuration.shutdownGraceMillis)ms"])
         await running.server?.shutdown(grace: .milliseconds(configuration.shutdownGraceMillis))
+        await running.ops?.shutdown(grace: .seconds(2))
         for task in running.tasks { task.cancel() }
         for task in running.tasks { await task.value }
         running.listener?.stop()
@@ -194,6 +247,7 @@ public final class ControlPlane: Sendable {
                 if !applied.isEmpty { logger.notice("migrated", metadata: ["applied": "\(applied)"]) }
             }
             let current = try await Migrator.currentVersion(connection)
+            schemaVersion.withLock { $0 = current }
             let shipped = try Migrator.bundled().map(\.version).max() ?? 0
             if current < shipped {
                 throw StartError("the database schema is at version \(current), this trellisd needs \(shipped): run `trellisd migrate` first")
@@ -208,28 +262,85 @@ public final class ControlPlane: Sendable {
         }
     }
 
-    private func authenticator() throws -> any WireAuthenticator {
-        var agentToken: String?
-        if let file = configuration.agentJoinTokenFile {
-            do {
-                agentToken = try String(contentsOfFile: file, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
-            } catch {
-                throw StartError("cannot read the agent join token file \(file): \(error.localizedDescription)")
-            }
-            if agentToken?.isEmpty == true { throw StartError("the agent join token file \(file) is empty") }
+    /// The agents' join token, from its file; nil when agents cannot join.
+    private func agentToken() throws -> String? {
+        guard let file = configuration.agentJoinTokenFile else { return nil }
+        let token: String
+        do {
+            token = try String(contentsOfFile: file, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        } catch {
+            throw StartError("cannot read the agent join token file \(file): \(error.localizedDescription)")
         }
-        return StaticTokenAuthenticator(agentToken: agentToken)
+        if token.isEmpty { throw StartError("the agent join token file \(file) is empty") }
+        return token
     }
 
-    private func services(store: StateStore) -> WireServices {
-        var services = WireServices()
-        services.unary("/trellis.v1.TrellisAPI/Ping", Trellis_V1_PingRequest.self) { request, _ in
-            var response = Trellis_V1_PingResponse()
-            response.payload = request.payload
-            return response
+    /// With `bootstrap_admin_token_file` set and the file missing, creates an
+    /// admin token and writes it there (mode 0600), so the first user can
+    /// reach the API. An existing file is left alone.
+    private func bootstrapAdminToken(_ store: StateStore) async throws {
+        guard let file = configuration.bootstrapAdminTokenFile, !FileManager.default.fileExists(atPath: file) else { return }
+        let name = "bootstrap-admin-\(Int(Date().timeIntervalSince1970))"
+        let token: String
+        do {
+            token = try await store.createToken(name: name, role: .admin)
+        } catch {
+            throw StartError("cannot create the bootstrap admin token: \(error)")
         }
-        return services
+        let directory = (file as NSString).deletingLastPathComponent
+        if !directory.isEmpty { try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
+        guard FileManager.default.createFile(atPath: file, contents: Data((token + "\n").utf8), attributes: [.posixPermissions: 0o600]) else {
+            _ = try? await store.revokeToken(name: name)
+            throw StartError("cannot write the bootstrap admin token to \(file)")
+        }
+        logger.notice("created an admin API token", metadata: ["name": "\(name)", "file": "\(file)"])
     }
+
+    /// Ready when the database answers, the schema is current (checked at
+    /// start) and this replica leads: Kubernetes then sends API traffic to
+    /// the leader.
+    private func readiness(_ store: StateStore) async -> Readiness {
+        var reasons: [String] = []
+        do {
+            try await store.ping()
+        } catch {
+            reasons.append("database unreachable: \(error)")
+        }
+        if !isLeader { reasons.append("this replica does not lead (standby)") }
+        return Readiness(reasons: reasons)
+    }
+
+    /// Measured gauges, read just before `/metrics` is rendered.
+    private func refreshGauges(_ store: StateStore, agents: Int) async {
+        metrics.setAgentsConnected(agents)
+        if let counts = try? await store.activeTaskCounts() {
+            for (executor, count) in counts {
+                let name = executor.isEmpty ? configuration.defaultExecutor : executor
+                metrics.setQueued(executor: name, count: count.queued)
+                metrics.setRunning(executor: name, count: count.running)
+            }
+        }
+        if let pools = try? await store.pools() {
+            metrics.setPools(Dictionary(uniqueKeysWithValues: pools.map {
+                ($0.name, PoolSlots(queued: $0.queuedSlots, running: $0.runningSlots, open: $0.openSlots))
+            }))
+        }
+    }
+}
+
+/// Counts open wire connections by the role of their peer.
+private final class ConnectionCounter: Sendable {
+    private let counts = Mutex<[Trellis_V1_PeerRole: Int]>([:])
+
+    func opened(_ connection: WireConnection) {
+        guard let role = connection.peer?.role else { return }
+        counts.withLock { $0[role, default: 0] += 1 }
+        connection.channel.closeFuture.whenComplete { [self] _ in
+            counts.withLock { $0[role, default: 1] -= 1 }
+        }
+    }
+
+    func count(_ role: Trellis_V1_PeerRole) -> Int { counts.withLock { $0[role] ?? 0 } }
 }
 
 /// The version every binary reports.

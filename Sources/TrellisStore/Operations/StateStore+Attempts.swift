@@ -16,6 +16,9 @@ public struct ClaimedTask: Sendable, Hashable {
     public var executor: String
     /// The try the attempt will be once it starts.
     public var tryNumber: Int
+    /// When the instance became ready (`scheduled`): the start of its
+    /// dispatch latency.
+    public var readySince: Date?
 }
 
 /// One attempt to run a task instance.
@@ -112,7 +115,7 @@ extension StateStore {
             }
             let candidates = try session.query(
                 """
-                SELECT ti.id, ti.dag_id, ti.pool, ti.pool_slots FROM task_instance ti
+                SELECT ti.id, ti.dag_id, ti.pool, ti.pool_slots, ti.updated_at FROM task_instance ti
                 JOIN dag_run r ON r.id = ti.dag_run_id
                 WHERE ti.state = 'scheduled' AND r.state = 'running'
                   AND ($2::text[] IS NULL OR ti.executor = ANY($2::text[]))
@@ -122,7 +125,8 @@ extension StateStore {
             if candidates.isEmpty { return [] }
             let rows = try candidates.map { row throws(PostgresError) in
                 (id: try row.decode(0, as: Int64.self), dag: try row.decode(1, as: String.self),
-                 pool: try row.decode(2, as: String.self), slots: try row.decode(3, as: Int.self))
+                 pool: try row.decode(2, as: String.self), slots: try row.decode(3, as: Int.self),
+                 readySince: try row.decode(4, as: Date.self))
             }
             let pools = Array(Set(rows.map(\.pool))).sorted()
             let dags = Array(Set(rows.map(\.dag))).sorted()
@@ -155,6 +159,7 @@ extension StateStore {
                 chosen.append(row.id)
             }
             if chosen.isEmpty { return [] }
+            let readySince = Dictionary(rows.map { ($0.id, $0.readySince) }, uniquingKeysWith: { first, _ in first })
             return try session.query(
                 """
                 WITH u AS (
@@ -178,8 +183,28 @@ extension StateStore {
                     taskInstanceID: try row.decode(0), attemptID: try row.decode(1), fencingToken: try row.decode(2),
                     dagRunID: try row.decode(3), dagID: try row.decode(4), taskID: try row.decode(5),
                     priorityWeight: try row.decode(6), pool: try row.decode(7), queue: try row.decode(8), executor: try row.decode(9),
-                    tryNumber: try row.decode(10))
+                    tryNumber: try row.decode(10), readySince: readySince[try row.decode(0, as: Int64.self)])
             }
+        }
+    }
+
+    /// The instances whose SLA (`deadlines`, by instance id) has passed
+    /// unfinished, recorded once each as an `sla_miss` event in their event
+    /// log (Airflow's sla_miss rows); returns the ids newly recorded.
+    public func recordSLAMisses(_ candidates: [Int64], detail: [Int64: String]) async throws(PostgresError) -> [Int64] {
+        guard !candidates.isEmpty else { return [] }
+        let details = candidates.map { detail[$0] ?? "" }
+        return try await pool.withSession { session in
+            try session.query(
+                """
+                INSERT INTO event_log (task_instance_id, dag_run_id, event, from_state, to_state, try_number, detail)
+                SELECT ti.id, ti.dag_run_id, 'sla_miss', ti.state, ti.state, ti.try_number, c.detail
+                FROM unnest($1::bigint[], $2::text[]) AS c(id, detail) JOIN task_instance ti ON ti.id = c.id
+                WHERE ti.state NOT IN ('success', 'skipped', 'removed')
+                  AND NOT EXISTS (SELECT 1 FROM event_log e WHERE e.task_instance_id = ti.id AND e.event = 'sla_miss')
+                RETURNING task_instance_id
+                """, [PostgresArray(candidates), PostgresArray(details)]
+            ).map { row throws(PostgresError) in try row.decode(0, as: Int64.self) }
         }
     }
 

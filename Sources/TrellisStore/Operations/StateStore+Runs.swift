@@ -144,14 +144,20 @@ extension StateStore {
     }
 
     /// Ends a running run with `state` (success or failed); false if the run
-    /// was not running.
+    /// was not running, or (for success) if an instance is unfinished again:
+    /// a user may clear tasks between the scheduler's reading of the grid
+    /// and this update.
     public func finishRun(_ runID: Int64, state: DagRunState) async throws(PostgresError) -> Bool {
         guard state == .success || state == .failed else {
             throw PostgresError(.invalidArgument, "a run finishes as success or failed, not \(state.rawValue)")
         }
         return try await pool.withSession { session in
             try session.query(
-                "UPDATE dag_run SET state = $2, end_date = now() WHERE id = $1 AND state = 'running'", [runID, state]
+                """
+                UPDATE dag_run SET state = $2, end_date = now() WHERE id = $1 AND state = 'running'
+                  AND ($2 <> 'success' OR NOT EXISTS (
+                      SELECT 1 FROM task_instance WHERE dag_run_id = $1 AND state IN ('none', 'scheduled', 'queued', 'running', 'up_for_retry')))
+                """, [runID, state]
             ).affectedRows == 1
         }
     }

@@ -28,3 +28,10 @@ extension PostgresSession {
         return records
     }
 }
+
+extension StateStore {
+    /// One round trip to the database (`SELECT 1`): whether it answers now.
+    public func ping() async throws(PostgresError) {
+        try await pool.withSession { session in _ = try session.query("SELECT 1") }
+    }
+}
