@@ -131,6 +131,13 @@ let package = Package(
             swiftSettings: strictSwift
         ),
 
+        /// Starting child processes that inherit only what they are given
+        /// (tests' servers, benchmarks, the agent's task processes).
+        .target(
+            name: "TrellisProcess",
+            swiftSettings: strictSwift
+        ),
+
         /// The control plane.
         .executableTarget(
             name: "trellisd",
@@ -149,6 +156,7 @@ let package = Package(
             name: "TrellisBench",
             dependencies: [
                 "TrellisCore",
+                "TrellisProcess",
                 "TrellisWire",
                 "TrellisStore",
                 "TrellisProto",
@@ -196,7 +204,7 @@ let package = Package(
         /// databases per test, and running the real binaries.
         .target(
             name: "TrellisTestSupport",
-            dependencies: ["TrellisStore"],
+            dependencies: ["TrellisStore", "TrellisProcess"],
             path: "Tests/Support",
             swiftSettings: strictSwift
         ),
@@ -211,6 +219,11 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
+            swiftSettings: strictSwift
+        ),
+        .testTarget(
+            name: "TrellisProcessTests",
+            dependencies: ["TrellisProcess"],
             swiftSettings: strictSwift
         ),
         .testTarget(

@@ -1,6 +1,7 @@
 import Foundation
 import TrellisCore
 import TrellisStore
+import TrellisProcess
 
 /// `scheduler`: task instances completed per second by the real `trellisd
 /// serve` (release build) with the instant C executor, for a 10,000-task
@@ -93,32 +94,26 @@ enum SchedulerBenchmark {
     }
 }
 
-/// A child process whose standard output goes to a file (posix_spawn).
+/// A child process whose standard output goes to a file.
 final class Spawned {
     let pid: pid_t
     let output: String
 
     init(_ path: String, _ arguments: [String]) throws {
         output = FileManager.default.temporaryDirectory.appendingPathComponent("trellis-bench-\(UUID().uuidString).out").path
-        let argv = ([path] + arguments).map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        var pid: pid_t = 0
-        let status = posix_spawn(&pid, path, &actions, nil, argv, environ)
-        guard status == 0 else { throw BenchError(description: "cannot start \(path): \(String(cString: strerror(status)))") }
-        self.pid = pid
+        do {
+            pid = try Spawn.start(path, arguments, environment: ProcessInfo.processInfo.environment,
+                                  standardOutput: .file(output), standardError: .descriptor(2))
+        } catch {
+            throw BenchError(description: "\(error)")
+        }
     }
 
     func waitForOutput(_ text: String, timeout: Duration) async throws {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             if let output = try? String(contentsOfFile: output, encoding: .utf8), output.contains(text) { return }
-            var status: Int32 = 0
-            if waitpid(pid, &status, WNOHANG) == pid { throw BenchError(description: "the server exited before it served") }
+            if Spawn.poll(pid) != nil { throw BenchError(description: "the server exited before it served") }
             try await Task.sleep(for: .milliseconds(50))
         }
         throw BenchError(description: "the server did not start within \(timeout)")
@@ -127,8 +122,7 @@ final class Spawned {
     /// SIGTERM, then waits for it.
     func terminate() {
         kill(pid, SIGTERM)
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+        _ = Spawn.wait(pid)
         try? FileManager.default.removeItem(atPath: output)
     }
 }

@@ -1,8 +1,9 @@
 public import Foundation
 import Synchronization
+import TrellisProcess
 
 /// A long-running child process for tests that drive real servers
-/// (`trellisd serve`): started with posix_spawn, its output captured in
+/// (`trellisd serve`): started with posix_spawn (inheriting no descriptors), its output captured in
 /// files that can be read while it runs, signalled, waited for, and killed
 /// for sure when the test is done, pass or fail.
 public final class BackgroundProcess: Sendable {
@@ -19,21 +20,12 @@ public final class BackgroundProcess: Sendable {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let out = directory.appendingPathComponent("stdout").path
         let err = directory.appendingPathComponent("stderr").path
-        let cArguments = ([path] + arguments).map { strdup($0) } + [nil]
-        let cEnvironment = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer {
-            cArguments.forEach { free($0) }
-            cEnvironment.forEach { free($0) }
+        let pid: pid_t
+        do {
+            pid = try Spawn.start(path, arguments, environment: environment, standardOutput: .file(out), standardError: .file(err))
+        } catch {
+            throw ChildProcess.SpawnFailed(path: path, errno: error.errno)
         }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, out, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        posix_spawn_file_actions_addopen(&actions, 2, err, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, path, &actions, nil, cArguments, cEnvironment)
-        guard spawned == 0 else { throw ChildProcess.SpawnFailed(path: path, errno: spawned) }
         self.pid = pid
         let exit = self.exit
         let child = pid
@@ -41,10 +33,7 @@ public final class BackgroundProcess: Sendable {
         reaped = Task.detached {
             await withCheckedContinuation { continuation in
                 Thread.detachNewThread {
-                    var status: Int32 = 0
-                    while waitpid(child, &status, 0) == -1 && errno == EINTR {}
-                    let signal = status & 0x7F
-                    let code = signal == 0 ? (status >> 8) & 0xFF : 128 + signal
+                    let code = Spawn.wait(child)
                     exit.value.withLock { $0 = code }
                     continuation.resume(returning: code)
                 }

@@ -1,5 +1,6 @@
 import Foundation
 import SwiftProtobuf
+import Synchronization
 import TrellisCore
 import TrellisProto
 import TrellisStore
@@ -16,6 +17,8 @@ final class ServedControlPlane: Sendable {
     /// Where the first replica writes the admin token it creates.
     let adminTokenFile: String
     let scratch: URL
+    /// Every replica started, killed when the test ends however it ends.
+    private let started = Mutex<[BackgroundProcess]>([])
 
     init(url: String) throws {
         self.url = url
@@ -39,6 +42,7 @@ final class ServedControlPlane: Sendable {
             "--plugin-dirs", pluginDirectory, "--default-executor", "c-instant", "--sweep-interval", "200ms",
             "--replica-name", name, "--log-level", "debug", "--bootstrap-admin-token-file", adminTokenFile,
         ] + extra, environment: environment, name: name)
+        started.withLock { $0.append(process) }
         do {
             try await process.waitForOutput("trellisd: serving rpc on ")
         } catch {
@@ -69,7 +73,9 @@ final class ServedControlPlane: Sendable {
         return text.split(separator: "\n").map { String($0.split(separator: "\t", omittingEmptySubsequences: false)[3]) }
     }
 
-    func remove() {
+    /// Kills every replica still running and removes the scratch area.
+    func remove() async {
+        for process in started.withLock({ $0 }) { await process.stop() }
         try? FileManager.default.removeItem(at: scratch)
     }
 
@@ -81,12 +87,12 @@ final class ServedControlPlane: Sendable {
             do {
                 try await body(served, StateStore(pool: pool))
             } catch {
+                await served.remove()
                 await pool.close()
-                served.remove()
                 throw error
             }
+            await served.remove()
             await pool.close()
-            served.remove()
         }
     }
 }
