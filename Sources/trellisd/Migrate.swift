@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import TrellisControlPlane
 import TrellisCore
 import TrellisStore
 
@@ -29,7 +30,15 @@ struct Migrate: AsyncParsableCommand {
         }
         let wait = try DurationOption.parse(waitTimeout, name: "--wait-timeout")
 
-        let connection = try await connect(url, within: wait)
+        let connection: PostgresConnection
+        do {
+            connection = try await DatabaseWait.connect(url, within: wait) { error in
+                printError("trellisd migrate: database not reachable yet (\(error.message)); retrying")
+            }
+        } catch {
+            printError("trellisd migrate: \(error)")
+            throw ExitCode.failure
+        }
         do {
             let applied = try await Migrator.migrate(connection)
             let version = try await Migrator.currentVersion(connection)
@@ -43,26 +52,6 @@ struct Migrate: AsyncParsableCommand {
             await connection.close()
             printError("trellisd migrate: \(error)")
             throw ExitCode.failure
-        }
-    }
-
-    /// Connects, retrying with a pause while the server is unreachable, for
-    /// at most `wait` (a database starting beside trellisd is normal).
-    private func connect(_ url: String, within wait: Duration) async throws -> PostgresConnection {
-        let deadline = ContinuousClock.now + wait
-        var pause = Duration.milliseconds(250)
-        while true {
-            do {
-                return try await PostgresConnection.connect(url)
-            } catch {
-                guard ContinuousClock.now + pause < deadline else {
-                    printError("trellisd migrate: cannot reach the database: \(error)")
-                    throw ExitCode.failure
-                }
-                printError("trellisd migrate: database not reachable yet (\(error.message)); retrying")
-                try await Task.sleep(for: pause)
-                pause = min(pause * 2, .seconds(5))
-            }
         }
     }
 }

@@ -12,8 +12,18 @@ public enum DatabaseWait {
     }
 
     /// Connects, retrying while the server is unreachable, for at most `wait`
-    /// (zero tries once).
+    /// (zero tries once); each failed try before the last is logged.
     public static func connect(_ url: String, within wait: Duration, logger: Logger) async throws -> PostgresConnection {
+        try await connect(url, within: wait) { error in
+            logger.warning("database not reachable yet; retrying", metadata: ["reason": "\(error.message)"])
+        }
+    }
+
+    /// Connects, retrying while the server is unreachable, for at most `wait`
+    /// (zero tries once); `retrying` hears of each failed try before the last.
+    public static func connect(
+        _ url: String, within wait: Duration, retrying: (PostgresError) -> Void
+    ) async throws -> PostgresConnection {
         let deadline = ContinuousClock.now + wait
         var pause = Duration.milliseconds(250)
         while true {
@@ -21,7 +31,7 @@ public enum DatabaseWait {
                 return try await PostgresConnection.connect(url)
             } catch {
                 guard ContinuousClock.now + pause < deadline else { throw Unreachable(reason: error) }
-                logger.warning("database not reachable yet; retrying", metadata: ["reason": "\(error.message)"])
+                retrying(error)
                 try await Task.sleep(for: pause)
                 pause = min(pause * 2, .seconds(5))
             }
