@@ -103,6 +103,18 @@ struct APIFixture {
         try await WireClient.connect(configuration: configuration(credentials: token))
     }
 
+    /// Submits `chain` (tasks a, b, …), starts a manual run of it and claims
+    /// its first task `a`: the run, `a` before the claim, and the claim.
+    func chainWithFirstTaskClaimed(_ chain: String) async throws -> (DagRunRecord, TaskInstanceRecord, ClaimedTask) {
+        _ = try await submit(chain)
+        let (run, _) = try await store.createRun(dagID: "chain", logicalDate: Date(timeIntervalSince1970: 0), runType: .manual)
+        try await store.startQueuedRuns()
+        let a = try #require(try await store.taskInstances(runID: run.id).first { $0.taskID == "a" })
+        _ = try await store.transition(TransitionRequest(taskInstanceID: a.id, event: .schedule, expected: .none))
+        let claim = try #require(try await store.claimReady(limit: 1).first)
+        return (run, a, claim)
+    }
+
     /// Submits a DAG as admin; fails the test on refusal.
     func submit(_ yaml: String, paused: Bool = false) async throws -> Trellis_V1_SubmitDagResponse {
         let admin = try await connect(.admin)

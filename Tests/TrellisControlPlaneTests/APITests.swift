@@ -350,13 +350,8 @@ import TrellisWire
 
     @Test func cancelRunStopsAttemptsInFlight() async throws {
         try await APIFixture.with { fixture in
-            _ = try await fixture.submit(Self.chain)
             let store = fixture.store
-            let (run, _) = try await store.createRun(dagID: "chain", logicalDate: Date(timeIntervalSince1970: 0), runType: .manual)
-            try await store.startQueuedRuns()
-            let a = try #require(try await store.taskInstances(runID: run.id).first { $0.taskID == "a" })
-            _ = try await store.transition(TransitionRequest(taskInstanceID: a.id, event: .schedule, expected: .none))
-            let claim = try #require(try await store.claimReady(limit: 1).first)
+            let (run, a, claim) = try await fixture.chainWithFirstTaskClaimed(Self.chain)
             let operatorConnection = try await fixture.connect(.operator)
             var cancel = Trellis_V1_CancelRunRequest()
             cancel.dagID = "chain"
@@ -433,13 +428,8 @@ import TrellisWire
 
     @Test func taskLogsWithFollowAndResume() async throws {
         try await APIFixture.with { fixture in
-            _ = try await fixture.submit(Self.chain)
             let store = fixture.store
-            let (run, _) = try await store.createRun(dagID: "chain", logicalDate: Date(timeIntervalSince1970: 0), runType: .manual)
-            try await store.startQueuedRuns()
-            let a = try #require(try await store.taskInstances(runID: run.id).first { $0.taskID == "a" })
-            _ = try await store.transition(TransitionRequest(taskInstanceID: a.id, event: .schedule, expected: .none))
-            let claim = try #require(try await store.claimReady(limit: 1).first)
+            let (run, a, claim) = try await fixture.chainWithFirstTaskClaimed(Self.chain)
             _ = try await store.startAttempt(taskInstanceID: a.id, fencingToken: claim.fencingToken)
             try await store.appendLog(attemptID: claim.attemptID, Array("one\n".utf8))
 
