@@ -31,7 +31,13 @@ import TrellisProto
             }
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for (attack, seed) in attacks {
-                    group.addTask { try await Self.run(attack, seed: seed, port: test.port) }
+                    group.addTask {
+                        do {
+                            try await Self.run(attack, seed: seed, port: test.port)
+                        } catch {
+                            throw AttackFailed(attack: attack, seed: seed, error: error)
+                        }
+                    }
                 }
                 try await group.waitForAll()
             }
@@ -39,12 +45,21 @@ import TrellisProto
             #expect(try await good.unary("/test.Echo/Echo", payload, timeout: .seconds(20)) == payload)
         }
         #expect(seen.count == Attack.allCases.count)
-        // Every bad connection is gone; only the good one is left.
-        try await withTimeout {
+        // Every bad connection is gone; only the good one is left. Generous:
+        // under a loaded suite the last handshake timeouts fire late.
+        try await withTimeout(60) {
             while test.server.connectionCount > 1 { try await Task.sleep(for: .milliseconds(20)) }
         }
         await good.close()
         await test.server.shutdown(grace: .seconds(5))
+    }
+
+    /// Names the attack (and its seed, to replay it) that went wrong.
+    struct AttackFailed: Error, CustomStringConvertible {
+        let attack: Attack
+        let seed: UInt64
+        let error: any Error
+        var description: String { "\(attack) (seed \(seed)): \(error)" }
     }
 
     /// A send that met a connection the server had already closed.

@@ -303,11 +303,19 @@ import TrellisProto
         // Then say nothing: the server closes the connection after TTL + grace.
         let frames = try await raw.framesUntilClosed()
         #expect(frames.first?.welcome.heartbeatTtl.millis == 100)
-        // A client that pings (every TTL / 2) stays connected.
-        let connection = try await test.connect()
-        try await Task.sleep(for: .milliseconds(500))
+        await test.server.shutdown(grace: .seconds(5))
+
+        // A client that pings (every TTL / 2) stays connected past TTL + grace.
+        // A server of its own with a longer TTL: a 50 ms ping cadence slips on
+        // two loaded cores, and the point is the pinging, not the cadence.
+        let patient = try await TestServer.start {
+            $0.heartbeatTTL = .milliseconds(500)
+            $0.heartbeatGrace = .milliseconds(500)
+        }
+        let connection = try await patient.connect()
+        try await Task.sleep(for: .milliseconds(2_500))
         #expect(try await connection.unary("/test.Echo/Echo", Data([3])) == Data([3]))
         await connection.close()
-        await test.server.shutdown(grace: .seconds(5))
+        await patient.server.shutdown(grace: .seconds(5))
     }
 }
