@@ -440,6 +440,47 @@ public nonisolated struct Trellis_V1_AttemptFinished: Sendable {
   public init() {}
 }
 
+/// Given to `agents_changed` (ABI 1.1): every agent connected to this
+/// replica, sent whenever one joins, reports its load, drains or is lost.
+public nonisolated struct Trellis_V1_AgentsUpdate: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var agents: [Trellis_V1_AgentState] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Trellis_V1_AgentState: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var name: String = String()
+
+  /// The worker pool it serves.
+  public var pool: String = String()
+
+  public var labels: Dictionary<String,String> = [:]
+
+  public var slots: Int32 = 0
+
+  public var freeSlots: Int32 = 0
+
+  /// Takes no more work.
+  public var draining: Bool = false
+
+  /// Attempts it runs now (AttemptRef.attempt_id).
+  public var runningAttemptIds: [String] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "trellis.v1"
@@ -979,6 +1020,96 @@ nonisolated extension Trellis_V1_AttemptFinished: SwiftProtobuf.Message, SwiftPr
     if lhs.reason != rhs.reason {return false}
     if lhs.message != rhs.message {return false}
     if lhs.xcomJson != rhs.xcomJson {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Trellis_V1_AgentsUpdate: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".AgentsUpdate"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}agents\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.agents) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.agents.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.agents, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Trellis_V1_AgentsUpdate, rhs: Trellis_V1_AgentsUpdate) -> Bool {
+    if lhs.agents != rhs.agents {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Trellis_V1_AgentState: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".AgentState"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}pool\0\u{1}labels\0\u{1}slots\0\u{3}free_slots\0\u{1}draining\0\u{3}running_attempt_ids\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.pool) }()
+      case 3: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &self.labels) }()
+      case 4: try { try decoder.decodeSingularInt32Field(value: &self.slots) }()
+      case 5: try { try decoder.decodeSingularInt32Field(value: &self.freeSlots) }()
+      case 6: try { try decoder.decodeSingularBoolField(value: &self.draining) }()
+      case 7: try { try decoder.decodeRepeatedStringField(value: &self.runningAttemptIds) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
+    }
+    if !self.pool.isEmpty {
+      try visitor.visitSingularStringField(value: self.pool, fieldNumber: 2)
+    }
+    if !self.labels.isEmpty {
+      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: self.labels, fieldNumber: 3)
+    }
+    if self.slots != 0 {
+      try visitor.visitSingularInt32Field(value: self.slots, fieldNumber: 4)
+    }
+    if self.freeSlots != 0 {
+      try visitor.visitSingularInt32Field(value: self.freeSlots, fieldNumber: 5)
+    }
+    if self.draining != false {
+      try visitor.visitSingularBoolField(value: self.draining, fieldNumber: 6)
+    }
+    if !self.runningAttemptIds.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.runningAttemptIds, fieldNumber: 7)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Trellis_V1_AgentState, rhs: Trellis_V1_AgentState) -> Bool {
+    if lhs.name != rhs.name {return false}
+    if lhs.pool != rhs.pool {return false}
+    if lhs.labels != rhs.labels {return false}
+    if lhs.slots != rhs.slots {return false}
+    if lhs.freeSlots != rhs.freeSlots {return false}
+    if lhs.draining != rhs.draining {return false}
+    if lhs.runningAttemptIds != rhs.runningAttemptIds {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -117,7 +117,7 @@ import TrellisProto
 
         #expect(report.loaded.map(\.name) == ["c-instant"])
         let reasons = Dictionary(report.problems.map { (($0.path as NSString).lastPathComponent, $0.reason) }, uniquingKeysWith: { a, _ in a })
-        #expect(reasons["broken-abi-major.so"]?.contains("was built for executor ABI 99.x; this control plane speaks 1.0") == true)
+        #expect(reasons["broken-abi-major.so"]?.contains("was built for executor ABI 99.x; this control plane speaks 1.1") == true)
         #expect(reasons["broken-too-small.so"]?.contains("its executor table is 16 bytes, smaller than") == true)
         #expect(reasons["broken-null-entry.so"] == "trellis_executor_entry_v1 returned NULL")
         #expect(reasons["broken-bad-name.so"]?.contains("its executor name 'Not A Valid Name!' is invalid") == true)
@@ -129,6 +129,24 @@ import TrellisProto
         #expect(reasons["plugins"]?.hasPrefix("the plugin directory cannot be read") == true)
         #expect(report.problems.count == 10)
         for problem in report.problems { #expect(problem.description.hasPrefix("executor plugin \(problem.path): ")) }
+    }
+
+    /// A plugin built for ABI 1.0 has a shorter table: it loads, and the
+    /// host never calls the 1.1 functions it does not have (this one's
+    /// agents_changed would abort the process).
+    @Test func aPluginOfAnOlderMinorVersionLoadsAndIsNotCalledBeyondItsTable() throws {
+        let plugins = try PluginFiles()
+        let directory = try temporaryDirectory()
+        try FileManager.default.copyItem(atPath: plugins.broken, toPath: directory.appendingPathComponent("old-abi-1-0.so").path)
+        let fixture = try HostFixture()
+        defer { fixture.host.shutdown() }
+        let report = fixture.host.loadPlugins(in: [directory.path]) { _ in "{}" }
+        #expect(report.problems.isEmpty, "\(report.problems)")
+        #expect(report.loaded.map(\.name) == ["c-old-minor"])
+        var update = Trellis_V1_AgentsUpdate()
+        update.agents = [Trellis_V1_AgentState.with { $0.name = "node-1"; $0.slots = 4 }]
+        fixture.host.agentsChanged(update)
+        try fixture.host.submit(Trellis_V1_TaskAssignment(), to: "c-old-minor")
     }
 
     @Test func failingCreateIsReportedWithThePluginsReason() throws {

@@ -270,9 +270,9 @@ import TrellisProto
     @Test func serverCallsTheClientOverTheSameConnection() async throws {
         let test = try await TestServer.start()
         var agentServices = WireServices()
-        agentServices.unary("/trellis.v1.AgentLink/CancelTask", Trellis_V1_CancelTaskRequest.self) { request, _ in
+        agentServices.unary("/trellis.v1.AgentWorker/CancelTask", Trellis_V1_CancelTaskRequest.self) { request, _ in
             var response = Trellis_V1_CancelTaskResponse()
-            response.wasRunning = request.taskID == "extract"
+            response.wasRunning = request.attempt.attemptID == "7.1"
             return response
         }
         var configuration = test.clientConfiguration(credentials: "join", role: .agent)
@@ -286,8 +286,8 @@ import TrellisProto
         }
         #expect(serverSide.peer == WireIdentity(role: .agent, name: "node-1"))
         var request = Trellis_V1_CancelTaskRequest()
-        request.taskID = "extract"
-        let response = try await serverSide.unary("/trellis.v1.AgentLink/CancelTask", request, as: Trellis_V1_CancelTaskResponse.self, timeout: .seconds(20))
+        request.attempt.attemptID = "7.1"
+        let response = try await serverSide.unary("/trellis.v1.AgentWorker/CancelTask", request, as: Trellis_V1_CancelTaskResponse.self, timeout: .seconds(20))
         #expect(response.wasRunning)
         await agent.close()
         await test.server.shutdown(grace: .seconds(5))

@@ -132,6 +132,18 @@ public final class ExecutorHost: Sendable {
         }
     }
 
+    /// Tells every executor that dispatches to agents (ABI 1.1's
+    /// `agents_changed`) which agents are connected now; failures are logged.
+    public func agentsChanged(_ update: Trellis_V1_AgentsUpdate) {
+        for instance in executors.withLock({ Array($0.values) }) where instance.library.table.pointee.agents_changed != nil {
+            do {
+                try instance.call(\.agents_changed, update)
+            } catch {
+                log(instance.library.name, .warning, "agents_changed failed: \(error.message)")
+            }
+        }
+    }
+
     /// Destroys every executor instance (the libraries stay loaded).
     public func shutdown() {
         let all = executors.withLock { loaded in

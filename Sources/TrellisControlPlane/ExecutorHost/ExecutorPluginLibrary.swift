@@ -15,6 +15,7 @@ public struct ExecutorPluginLibrary: @unchecked Sendable {
     public let name: String
     public let version: String
     public let abiMinor: UInt32
+    /// The host's copy of the plugin's table (never freed, like the library).
     let table: UnsafePointer<trellis_executor_v1>
 
     /// Loads `path` and checks its entry table; throws a `PluginLoadError`
@@ -38,15 +39,25 @@ public struct ExecutorPluginLibrary: @unchecked Sendable {
         guard abiMajor == UInt32(TRELLIS_EXECUTOR_ABI_MAJOR) else {
             throw PluginLoadError(path: path, reason: "was built for executor ABI \(abiMajor).x; this control plane speaks \(TRELLIS_EXECUTOR_ABI_MAJOR).\(TRELLIS_EXECUTOR_ABI_MINOR); rebuild it against this version's plugins/c-sdk/include/trellis_executor_abi.h")
         }
-        guard structSize >= MemoryLayout<trellis_executor_v1>.size else {
-            throw PluginLoadError(path: path, reason: "its executor table is \(structSize) bytes, smaller than the \(MemoryLayout<trellis_executor_v1>.size) bytes of ABI \(TRELLIS_EXECUTOR_ABI_MAJOR).\(TRELLIS_EXECUTOR_ABI_MINOR)")
+        // ABI 1.0's table ends after free_error; later minor versions append.
+        let minimumSize = MemoryLayout<trellis_executor_v1>.offset(of: \.agents_changed)!
+        guard structSize >= minimumSize else {
+            throw PluginLoadError(path: path, reason: "its executor table is \(structSize) bytes, smaller than the \(minimumSize) bytes of ABI \(TRELLIS_EXECUTOR_ABI_MAJOR).0")
         }
-        let fields = table.pointee
+        // A copy the size of this host's table: fields the plugin's (older)
+        // table does not have stay NULL, and nothing is read past its end.
+        let copy = UnsafeMutablePointer<trellis_executor_v1>.allocate(capacity: 1)
+        let size = MemoryLayout<trellis_executor_v1>.size
+        UnsafeMutableRawPointer(copy).initializeMemory(as: UInt8.self, repeating: 0, count: size)
+        UnsafeMutableRawPointer(copy).copyMemory(from: header, byteCount: min(structSize, size))
+        let fields = copy.pointee
         guard let namePointer = fields.name else {
+            copy.deallocate()
             throw PluginLoadError(path: path, reason: "its executor table has no name")
         }
         let name = String(cString: namePointer)
         if let problem = BuiltInExecutor.nameProblem(name) {
+            copy.deallocate()
             throw PluginLoadError(path: path, reason: "its executor name '\(name)' is invalid: \(problem)")
         }
         let missing = [
@@ -55,11 +66,12 @@ public struct ExecutorPluginLibrary: @unchecked Sendable {
             ("free_error", fields.free_error == nil),
         ].filter(\.1).map(\.0)
         guard missing.isEmpty else {
+            copy.deallocate()
             throw PluginLoadError(path: path, reason: "executor '\(name)' leaves \(missing.joined(separator: ", ")) unset")
         }
         return ExecutorPluginLibrary(
             path: path, name: name, version: fields.version.map { String(cString: $0) } ?? "",
-            abiMinor: fields.abi_minor, table: table
+            abiMinor: fields.abi_minor, table: UnsafePointer(copy)
         )
     }
 }

@@ -8,10 +8,14 @@
  *   *null-entry*  returns NULL from the entry point
  *   *bad-name*    names itself "Not A Valid Name!"
  *   *no-submit*   leaves the submit function pointer NULL
+ *   *abi-1-0*     a working plugin built for ABI 1.0: its struct_size ends
+ *                 before agents_changed, which the host must then never
+ *                 call (here it would abort)
  *   anything else a valid plugin named "c-broken-valid" whose create fails
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,6 +37,32 @@ static int refuse(void *instance, const uint8_t *bytes, size_t length, char **er
     return TRELLIS_ERROR_INTERNAL;
 }
 
+static int instance_storage;
+
+static void *create_ok(const trellis_host_v1 *host, const uint8_t *config, size_t length, char **error) {
+    (void)host;
+    (void)config;
+    (void)length;
+    (void)error;
+    return &instance_storage;
+}
+
+static int accept_all(void *instance, const uint8_t *bytes, size_t length, char **error) {
+    (void)instance;
+    (void)bytes;
+    (void)length;
+    (void)error;
+    return TRELLIS_OK;
+}
+
+static int must_not_be_called(void *instance, const uint8_t *bytes, size_t length, char **error) {
+    (void)instance;
+    (void)bytes;
+    (void)length;
+    (void)error;
+    abort();
+}
+
 static void destroy(void *instance) { (void)instance; }
 static void free_error(char *error) { free(error); }
 
@@ -49,6 +79,13 @@ TABLE(bad_name, TRELLIS_EXECUTOR_ABI_MAJOR, sizeof(trellis_executor_v1), "Not A 
 TABLE(no_submit, TRELLIS_EXECUTOR_ABI_MAJOR, sizeof(trellis_executor_v1), "c-broken-no-submit", NULL);
 TABLE(valid, TRELLIS_EXECUTOR_ABI_MAJOR, sizeof(trellis_executor_v1), "c-broken-valid", refuse);
 
+static const trellis_executor_v1 abi_1_0 = {
+    .struct_size = offsetof(trellis_executor_v1, agents_changed), .abi_major = 1, .abi_minor = 0,
+    .name = "c-old-minor", .version = "1.0.0", .create = create_ok, .submit = accept_all, .cancel = accept_all,
+    .adopt = accept_all, .tick = accept_all, .destroy = destroy, .free_error = free_error,
+    .agents_changed = must_not_be_called,
+};
+
 __attribute__((visibility("default"))) const trellis_executor_v1 *trellis_executor_entry_v1(void) {
     Dl_info info;
     const char *file = dladdr((void *)trellis_executor_entry_v1, &info) != 0 && info.dli_fname != NULL
@@ -61,5 +98,6 @@ __attribute__((visibility("default"))) const trellis_executor_v1 *trellis_execut
     if (strstr(base, "null-entry") != NULL) return NULL;
     if (strstr(base, "bad-name") != NULL) return &bad_name;
     if (strstr(base, "no-submit") != NULL) return &no_submit;
+    if (strstr(base, "abi-1-0") != NULL) return &abi_1_0;
     return &valid;
 }

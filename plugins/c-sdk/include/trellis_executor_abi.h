@@ -40,7 +40,7 @@ extern "C" {
 #endif
 
 #define TRELLIS_EXECUTOR_ABI_MAJOR 1
-#define TRELLIS_EXECUTOR_ABI_MINOR 0
+#define TRELLIS_EXECUTOR_ABI_MINOR 1
 
 /* The exported symbol's name, for dlsym. */
 #define TRELLIS_EXECUTOR_ENTRY_SYMBOL "trellis_executor_entry_v1"
@@ -86,7 +86,7 @@ typedef struct trellis_host_v1 {
     /*
      * Calls a method on a connected agent over its control-plane connection
      * (e.g. to start or cancel a task process). agent is the agent's name,
-     * method the full method name ("/trellis.v1.AgentLink/StartTask"), payload
+     * method the full method name ("/trellis.v1.AgentWorker/StartTask"), payload
      * the request message's bytes. completion is called exactly once, on a
      * host thread, possibly before call_agent returns. Returns TRELLIS_OK if
      * the call was started; otherwise completion is not called.
@@ -136,6 +136,17 @@ typedef struct trellis_executor_v1 {
     void (*destroy)(void *instance);
     /* Frees an error string this plugin returned. */
     void (*free_error)(char *error);
+
+    /* --- ABI 1.1 (present when struct_size covers it; may be NULL) --- */
+
+    /*
+     * The agents connected to this control-plane replica changed (one joined,
+     * reported its load, started draining or was lost):
+     * trellis.v1.AgentsUpdate, the whole list each time. Executors that
+     * dispatch to agents (persistent-pool, scaled-pool) use it; others leave
+     * it NULL.
+     */
+    int (*agents_changed)(void *instance, const uint8_t *update, size_t length, char **error);
 } trellis_executor_v1;
 
 /* The one symbol every plugin exports. */

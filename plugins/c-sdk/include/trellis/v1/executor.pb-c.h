@@ -28,6 +28,9 @@ typedef struct Trellis__V1__ExecutorEvent Trellis__V1__ExecutorEvent;
 typedef struct Trellis__V1__AttemptStarted Trellis__V1__AttemptStarted;
 typedef struct Trellis__V1__LogChunk Trellis__V1__LogChunk;
 typedef struct Trellis__V1__AttemptFinished Trellis__V1__AttemptFinished;
+typedef struct Trellis__V1__AgentsUpdate Trellis__V1__AgentsUpdate;
+typedef struct Trellis__V1__AgentState Trellis__V1__AgentState;
+typedef struct Trellis__V1__AgentState__LabelsEntry Trellis__V1__AgentState__LabelsEntry;
 
 
 /* --- enums --- */
@@ -266,6 +269,59 @@ struct  Trellis__V1__AttemptFinished
     , TRELLIS__V1__ATTEMPT_OUTCOME__ATTEMPT_OUTCOME_UNSPECIFIED, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, TRELLIS__V1__ATTEMPT_FINISHED__EXIT__NOT_SET, {0} }
 
 
+/*
+ * Given to `agents_changed` (ABI 1.1): every agent connected to this
+ * replica, sent whenever one joins, reports its load, drains or is lost.
+ */
+struct  Trellis__V1__AgentsUpdate
+{
+  ProtobufCMessage base;
+  size_t n_agents;
+  Trellis__V1__AgentState **agents;
+};
+#define TRELLIS__V1__AGENTS_UPDATE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&trellis__v1__agents_update__descriptor) \
+    , 0,NULL }
+
+
+struct  Trellis__V1__AgentState__LabelsEntry
+{
+  ProtobufCMessage base;
+  char *key;
+  char *value;
+};
+#define TRELLIS__V1__AGENT_STATE__LABELS_ENTRY__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&trellis__v1__agent_state__labels_entry__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+struct  Trellis__V1__AgentState
+{
+  ProtobufCMessage base;
+  char *name;
+  /*
+   * The worker pool it serves.
+   */
+  char *pool;
+  size_t n_labels;
+  Trellis__V1__AgentState__LabelsEntry **labels;
+  int32_t slots;
+  int32_t free_slots;
+  /*
+   * Takes no more work.
+   */
+  protobuf_c_boolean draining;
+  /*
+   * Attempts it runs now (AttemptRef.attempt_id).
+   */
+  size_t n_running_attempt_ids;
+  char **running_attempt_ids;
+};
+#define TRELLIS__V1__AGENT_STATE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&trellis__v1__agent_state__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, 0, 0, 0, 0,NULL }
+
+
 /* Trellis__V1__ExecutorConfig methods */
 void   trellis__v1__executor_config__init
                      (Trellis__V1__ExecutorConfig         *message);
@@ -475,6 +531,47 @@ Trellis__V1__AttemptFinished *
 void   trellis__v1__attempt_finished__free_unpacked
                      (Trellis__V1__AttemptFinished *message,
                       ProtobufCAllocator *allocator);
+/* Trellis__V1__AgentsUpdate methods */
+void   trellis__v1__agents_update__init
+                     (Trellis__V1__AgentsUpdate         *message);
+size_t trellis__v1__agents_update__get_packed_size
+                     (const Trellis__V1__AgentsUpdate   *message);
+size_t trellis__v1__agents_update__pack
+                     (const Trellis__V1__AgentsUpdate   *message,
+                      uint8_t             *out);
+size_t trellis__v1__agents_update__pack_to_buffer
+                     (const Trellis__V1__AgentsUpdate   *message,
+                      ProtobufCBuffer     *buffer);
+Trellis__V1__AgentsUpdate *
+       trellis__v1__agents_update__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   trellis__v1__agents_update__free_unpacked
+                     (Trellis__V1__AgentsUpdate *message,
+                      ProtobufCAllocator *allocator);
+/* Trellis__V1__AgentState__LabelsEntry methods */
+void   trellis__v1__agent_state__labels_entry__init
+                     (Trellis__V1__AgentState__LabelsEntry         *message);
+/* Trellis__V1__AgentState methods */
+void   trellis__v1__agent_state__init
+                     (Trellis__V1__AgentState         *message);
+size_t trellis__v1__agent_state__get_packed_size
+                     (const Trellis__V1__AgentState   *message);
+size_t trellis__v1__agent_state__pack
+                     (const Trellis__V1__AgentState   *message,
+                      uint8_t             *out);
+size_t trellis__v1__agent_state__pack_to_buffer
+                     (const Trellis__V1__AgentState   *message,
+                      ProtobufCBuffer     *buffer);
+Trellis__V1__AgentState *
+       trellis__v1__agent_state__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   trellis__v1__agent_state__free_unpacked
+                     (Trellis__V1__AgentState *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
 typedef void (*Trellis__V1__ExecutorConfig_Closure)
@@ -510,6 +607,15 @@ typedef void (*Trellis__V1__LogChunk_Closure)
 typedef void (*Trellis__V1__AttemptFinished_Closure)
                  (const Trellis__V1__AttemptFinished *message,
                   void *closure_data);
+typedef void (*Trellis__V1__AgentsUpdate_Closure)
+                 (const Trellis__V1__AgentsUpdate *message,
+                  void *closure_data);
+typedef void (*Trellis__V1__AgentState__LabelsEntry_Closure)
+                 (const Trellis__V1__AgentState__LabelsEntry *message,
+                  void *closure_data);
+typedef void (*Trellis__V1__AgentState_Closure)
+                 (const Trellis__V1__AgentState *message,
+                  void *closure_data);
 
 /* --- services --- */
 
@@ -529,6 +635,9 @@ extern const ProtobufCMessageDescriptor trellis__v1__executor_event__descriptor;
 extern const ProtobufCMessageDescriptor trellis__v1__attempt_started__descriptor;
 extern const ProtobufCMessageDescriptor trellis__v1__log_chunk__descriptor;
 extern const ProtobufCMessageDescriptor trellis__v1__attempt_finished__descriptor;
+extern const ProtobufCMessageDescriptor trellis__v1__agents_update__descriptor;
+extern const ProtobufCMessageDescriptor trellis__v1__agent_state__descriptor;
+extern const ProtobufCMessageDescriptor trellis__v1__agent_state__labels_entry__descriptor;
 
 PROTOBUF_C__END_DECLS
 

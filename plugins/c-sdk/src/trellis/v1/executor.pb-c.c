@@ -502,6 +502,102 @@ void   trellis__v1__attempt_finished__free_unpacked
   assert(message->base.descriptor == &trellis__v1__attempt_finished__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   trellis__v1__agents_update__init
+                     (Trellis__V1__AgentsUpdate         *message)
+{
+  static const Trellis__V1__AgentsUpdate init_value = TRELLIS__V1__AGENTS_UPDATE__INIT;
+  *message = init_value;
+}
+size_t trellis__v1__agents_update__get_packed_size
+                     (const Trellis__V1__AgentsUpdate *message)
+{
+  assert(message->base.descriptor == &trellis__v1__agents_update__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t trellis__v1__agents_update__pack
+                     (const Trellis__V1__AgentsUpdate *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &trellis__v1__agents_update__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t trellis__v1__agents_update__pack_to_buffer
+                     (const Trellis__V1__AgentsUpdate *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &trellis__v1__agents_update__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Trellis__V1__AgentsUpdate *
+       trellis__v1__agents_update__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Trellis__V1__AgentsUpdate *)
+     protobuf_c_message_unpack (&trellis__v1__agents_update__descriptor,
+                                allocator, len, data);
+}
+void   trellis__v1__agents_update__free_unpacked
+                     (Trellis__V1__AgentsUpdate *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &trellis__v1__agents_update__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   trellis__v1__agent_state__labels_entry__init
+                     (Trellis__V1__AgentState__LabelsEntry         *message)
+{
+  static const Trellis__V1__AgentState__LabelsEntry init_value = TRELLIS__V1__AGENT_STATE__LABELS_ENTRY__INIT;
+  *message = init_value;
+}
+void   trellis__v1__agent_state__init
+                     (Trellis__V1__AgentState         *message)
+{
+  static const Trellis__V1__AgentState init_value = TRELLIS__V1__AGENT_STATE__INIT;
+  *message = init_value;
+}
+size_t trellis__v1__agent_state__get_packed_size
+                     (const Trellis__V1__AgentState *message)
+{
+  assert(message->base.descriptor == &trellis__v1__agent_state__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t trellis__v1__agent_state__pack
+                     (const Trellis__V1__AgentState *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &trellis__v1__agent_state__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t trellis__v1__agent_state__pack_to_buffer
+                     (const Trellis__V1__AgentState *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &trellis__v1__agent_state__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Trellis__V1__AgentState *
+       trellis__v1__agent_state__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Trellis__V1__AgentState *)
+     protobuf_c_message_unpack (&trellis__v1__agent_state__descriptor,
+                                allocator, len, data);
+}
+void   trellis__v1__agent_state__free_unpacked
+                     (Trellis__V1__AgentState *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &trellis__v1__agent_state__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 static const ProtobufCFieldDescriptor trellis__v1__executor_config__field_descriptors[3] =
 {
   {
@@ -1230,6 +1326,211 @@ const ProtobufCMessageDescriptor trellis__v1__attempt_finished__descriptor =
   trellis__v1__attempt_finished__field_indices_by_name,
   1,  trellis__v1__attempt_finished__number_ranges,
   (ProtobufCMessageInit) trellis__v1__attempt_finished__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor trellis__v1__agents_update__field_descriptors[1] =
+{
+  {
+    "agents",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Trellis__V1__AgentsUpdate, n_agents),
+    offsetof(Trellis__V1__AgentsUpdate, agents),
+    &trellis__v1__agent_state__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned trellis__v1__agents_update__field_indices_by_name[] = {
+  0,   /* field[0] = agents */
+};
+static const ProtobufCIntRange trellis__v1__agents_update__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor trellis__v1__agents_update__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "trellis.v1.AgentsUpdate",
+  "AgentsUpdate",
+  "Trellis__V1__AgentsUpdate",
+  "trellis.v1",
+  sizeof(Trellis__V1__AgentsUpdate),
+  1,
+  trellis__v1__agents_update__field_descriptors,
+  trellis__v1__agents_update__field_indices_by_name,
+  1,  trellis__v1__agents_update__number_ranges,
+  (ProtobufCMessageInit) trellis__v1__agents_update__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor trellis__v1__agent_state__labels_entry__field_descriptors[2] =
+{
+  {
+    "key",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Trellis__V1__AgentState__LabelsEntry, key),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "value",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Trellis__V1__AgentState__LabelsEntry, value),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned trellis__v1__agent_state__labels_entry__field_indices_by_name[] = {
+  0,   /* field[0] = key */
+  1,   /* field[1] = value */
+};
+static const ProtobufCIntRange trellis__v1__agent_state__labels_entry__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor trellis__v1__agent_state__labels_entry__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "trellis.v1.AgentState.LabelsEntry",
+  "LabelsEntry",
+  "Trellis__V1__AgentState__LabelsEntry",
+  "trellis.v1",
+  sizeof(Trellis__V1__AgentState__LabelsEntry),
+  2,
+  trellis__v1__agent_state__labels_entry__field_descriptors,
+  trellis__v1__agent_state__labels_entry__field_indices_by_name,
+  1,  trellis__v1__agent_state__labels_entry__number_ranges,
+  (ProtobufCMessageInit) trellis__v1__agent_state__labels_entry__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor trellis__v1__agent_state__field_descriptors[7] =
+{
+  {
+    "name",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Trellis__V1__AgentState, name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "pool",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Trellis__V1__AgentState, pool),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "labels",
+    3,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Trellis__V1__AgentState, n_labels),
+    offsetof(Trellis__V1__AgentState, labels),
+    &trellis__v1__agent_state__labels_entry__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "slots",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Trellis__V1__AgentState, slots),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "free_slots",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Trellis__V1__AgentState, free_slots),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "draining",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Trellis__V1__AgentState, draining),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "running_attempt_ids",
+    7,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Trellis__V1__AgentState, n_running_attempt_ids),
+    offsetof(Trellis__V1__AgentState, running_attempt_ids),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned trellis__v1__agent_state__field_indices_by_name[] = {
+  5,   /* field[5] = draining */
+  4,   /* field[4] = free_slots */
+  2,   /* field[2] = labels */
+  0,   /* field[0] = name */
+  1,   /* field[1] = pool */
+  6,   /* field[6] = running_attempt_ids */
+  3,   /* field[3] = slots */
+};
+static const ProtobufCIntRange trellis__v1__agent_state__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 7 }
+};
+const ProtobufCMessageDescriptor trellis__v1__agent_state__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "trellis.v1.AgentState",
+  "AgentState",
+  "Trellis__V1__AgentState",
+  "trellis.v1",
+  sizeof(Trellis__V1__AgentState),
+  7,
+  trellis__v1__agent_state__field_descriptors,
+  trellis__v1__agent_state__field_indices_by_name,
+  1,  trellis__v1__agent_state__number_ranges,
+  (ProtobufCMessageInit) trellis__v1__agent_state__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCEnumValue trellis__v1__log_stream__enum_values_by_number[3] =
