@@ -43,6 +43,31 @@ import TrellisStore
         }
     }
 
+    /// A successful try's JSON result is kept for downstream templates; a
+    /// failed try's is not, and running the instance again clears it.
+    @Test func theResultOfASuccessIsKeptUntilTheInstanceRunsAgain() async throws {
+        try await StoreFixture.with { store in
+            let (run, instances) = try await StoreFixture.scheduledRun(store, try StoreFixture.simpleDag("x", taskCount: 1, retries: 1))
+            let id = instances[0].id
+            let first = try #require(try await store.claimReady(limit: 1).first)
+            _ = try await store.startAttempt(taskInstanceID: id, fencingToken: first.fencingToken)
+            _ = try await store.transition(TransitionRequest(
+                taskInstanceID: id, event: .fail, expected: .running, fencingToken: first.fencingToken, xcom: #"{"partial": true}"#))
+            #expect(try await store.xcoms(runID: run.id).isEmpty)
+
+            _ = try await store.transition(TransitionRequest(taskInstanceID: id, event: .retry, expected: .upForRetry))
+            let second = try #require(try await store.claimReady(limit: 1).first)
+            _ = try await store.startAttempt(taskInstanceID: id, fencingToken: second.fencingToken)
+            _ = try await store.transition(TransitionRequest(
+                taskInstanceID: id, event: .succeed, expected: .running, fencingToken: second.fencingToken, xcom: #"{"rows": 42}"#))
+            #expect(try await store.xcoms(runID: run.id) == [instances[0].taskID: #"{"rows": 42}"#])
+
+            // Cleared by a user: the old result must not feed the next try's downstream.
+            _ = try await store.transition(TransitionRequest(taskInstanceID: id, event: .clear, expected: .success))
+            #expect(try await store.xcoms(runID: run.id).isEmpty)
+        }
+    }
+
     @Test func aFailureWithTriesLeftKeepsItsRetryTimeAndOnlyThen() async throws {
         try await StoreFixture.with { store in
             let (_, instances) = try await StoreFixture.scheduledRun(store, try StoreFixture.simpleDag("r", taskCount: 1, retries: 1))

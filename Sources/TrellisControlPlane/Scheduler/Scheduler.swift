@@ -334,12 +334,16 @@ public actor Scheduler {
         assignment.taskID = taskID
         assignment.tryNumber = Int32(tryNumber)
         assignment.logicalDate.unixMicros = Int64((run.logicalDate.timeIntervalSince1970 * 1_000_000).rounded())
-        assignment.task = try TaskRendering.render(version.spec.tasks[position], context: TemplateContext(
+        let task = version.spec.tasks[position]
+        let xcom = version.readsXcom.contains(taskID)
+            ? try await store.xcoms(runID: run.id).mapValues(TaskRendering.xcomValue) : [:]
+        assignment.task = try TaskRendering.render(task, context: TemplateContext(
             dagID: run.dagID, taskID: taskID, runID: run.runID, tryNumber: tryNumber,
             logicalDate: run.logicalDate,
             dataIntervalStart: run.dataIntervalStart ?? run.logicalDate,
             dataIntervalEnd: run.dataIntervalEnd ?? run.logicalDate,
-            params: TaskRendering.params(defaults: version.spec.paramsJson, conf: run.conf)
+            params: TaskRendering.params(defaults: version.spec.paramsJson, conf: run.conf),
+            xcom: xcom
         ))
         assignment.task.executor = executor
         return assignment
@@ -459,7 +463,7 @@ public actor Scheduler {
 
         // Failures may be retried: their retry time needs the task's policy
         // and the try that just ended.
-        let failing = Set(ends.filter { $0.finished.outcome != .succeeded }.map(\.instance))
+        let failing = Set(ends.filter { $0.finished.outcome != .succeeded || !Self.isJSON(orEmpty: $0.finished.xcomJson) }.map(\.instance))
         let instances = Dictionary(
             uniqueKeysWithValues: try await store.taskInstances(ids: Array(failing).sorted()).map { ($0.id, $0) })
         var endRequests: [TransitionRequest] = []
@@ -476,10 +480,17 @@ public actor Scheduler {
             }
             let exitCode: Int? = if case .exitCode(let code)? = finished.exit { Int(code) } else { nil }
             let reason = [finished.reason, finished.message].filter { !$0.isEmpty }.joined(separator: ": ")
-            let outcome = Self.outcome(finished.outcome)
+            var outcome = Self.outcome(finished.outcome)
+            var failureReason = reason.nilIfEmpty
+            let xcom = finished.xcomJson.nilIfEmpty
+            if outcome == .success, !Self.isJSON(orEmpty: finished.xcomJson) {
+                // Downstream templates could not use it: the try fails, saying why.
+                outcome = .failure
+                failureReason = "InvalidXCom: the task's result is not valid JSON: \(finished.xcomJson.prefix(200))"
+            }
             endRequests.append(TransitionRequest(
                 taskInstanceID: end.instance, event: outcome.event, expected: .running, fencingToken: end.token,
-                exitCode: exitCode, failureReason: reason.nilIfEmpty, retryAt: retryAt))
+                exitCode: exitCode, failureReason: failureReason, retryAt: retryAt, xcom: xcom))
         }
         for applied in try await applyInRounds(endRequests) {
             changedRuns.insert(applied.dagRunID)
@@ -509,6 +520,11 @@ public actor Scheduler {
             pending = later
         }
         return applied
+    }
+
+    /// Whether a result is absent or valid JSON.
+    static func isJSON(orEmpty text: String) -> Bool {
+        text.isEmpty || (try? JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed])) != nil
     }
 
     static func outcome(_ outcome: Trellis_V1_AttemptOutcome) -> AttemptOutcome {
@@ -549,9 +565,12 @@ private struct DagVersion {
     let dependsOnPast: Bool
     /// nil for manual-only DAGs.
     let timetable: Timetable?
+    /// Tasks whose templates read an upstream result.
+    let readsXcom: Set<String>
 
     init(spec: Trellis_V1_DagSpec) throws {
         self.spec = spec
+        readsXcom = Set(spec.tasks.filter(TaskRendering.readsXcom).map(\.taskID))
         evaluator = try RunEvaluator(spec: spec)
         graph = evaluator.graph
         dependsOnPast = spec.tasks.contains(where: \.dependsOnPast)

@@ -78,6 +78,8 @@ public struct TransitionRequest: Sendable, Hashable {
     public var failureReason: String?
     /// Free text for the event log.
     public var detail: String?
+    /// The task's JSON result, kept when the transition succeeds it.
+    public var xcom: String?
     /// When the instance may run again if this transition leaves it
     /// `up_for_retry` (the caller's `RetryPolicy` decides); ignored otherwise.
     public var retryAt: Date?
@@ -85,7 +87,7 @@ public struct TransitionRequest: Sendable, Hashable {
     public init(
         taskInstanceID: Int64, event: TaskInstanceEvent, expected: TaskState, fencingToken: Int64? = nil,
         agentName: String? = nil, podName: String? = nil, exitCode: Int? = nil, failureReason: String? = nil, detail: String? = nil,
-        retryAt: Date? = nil
+        retryAt: Date? = nil, xcom: String? = nil
     ) {
         self.taskInstanceID = taskInstanceID
         self.event = event
@@ -97,6 +99,7 @@ public struct TransitionRequest: Sendable, Hashable {
         self.failureReason = failureReason
         self.detail = detail
         self.retryAt = retryAt
+        self.xcom = xcom
     }
 }
 
@@ -219,6 +222,7 @@ extension StateStore {
             PostgresArray(requests.map(\.detail)),
             PostgresArray(requests.map { attemptReports.contains($0.event) }),
             PostgresArray(requests.map(\.retryAt)),
+            PostgresArray(requests.map(\.xcom)),
         ]
     }
 
@@ -238,8 +242,8 @@ extension StateStore {
         WITH r AS (
             SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bool[], $6::bool[], $7::bool[],
                                  $8::bigint[], $9::text[], $10::text[], $11::integer[], $12::text[], $13::text[], $14::bool[],
-                                 $15::timestamptz[])
-                AS r(id, expected, event, target, retry_or_fail, starts_try, renews, token, agent, pod, exit_code, reason, detail, fenced, retry_at)
+                                 $15::timestamptz[], $16::text[])
+                AS r(id, expected, event, target, retry_or_fail, starts_try, renews, token, agent, pod, exit_code, reason, detail, fenced, retry_at, xcom)
         ), u AS (
             UPDATE task_instance ti SET
                 state = \(newState),
@@ -250,6 +254,8 @@ extension StateStore {
                                   WHEN (\(newState)) IN ('none', 'scheduled') THEN NULL ELSE ti.start_date END,
                 end_date = CASE WHEN (\(newState)) IN ('success', 'failed', 'skipped', 'upstream_failed', 'removed', 'up_for_retry') THEN now() END,
                 next_retry_at = CASE WHEN (\(newState)) = 'up_for_retry' THEN r.retry_at END,
+                xcom = CASE WHEN (\(newState)) = 'success' THEN r.xcom
+                            WHEN (\(newState)) IN ('none', 'scheduled', 'queued', 'running') THEN NULL ELSE ti.xcom END,
                 updated_at = now()
             FROM r
             WHERE ti.id = r.id AND ti.state = r.expected
@@ -282,6 +288,20 @@ extension StateStore {
             return AppliedTransition(
                 taskInstanceID: try row.decode(0), dagRunID: try row.decode(5), event: event,
                 from: try row.decode(2), to: try row.decode(3), tryNumber: try row.decode(4))
+        }
+    }
+}
+
+extension StateStore {
+    /// The JSON results (XCom) the run's tasks wrote, by task id: what
+    /// `{{ xcom.TASK_ID }}` renders to in downstream templates.
+    public func xcoms(runID: Int64) async throws(PostgresError) -> [String: String] {
+        try await pool.withSession { session in
+            var results: [String: String] = [:]
+            for row in try session.query("SELECT task_id, xcom FROM task_instance WHERE dag_run_id = $1 AND xcom IS NOT NULL", [runID]) {
+                results[try row.decode(0, as: String.self)] = try row.decode(1, as: String.self)
+            }
+            return results
         }
     }
 }
