@@ -914,6 +914,17 @@ public nonisolated struct Trellis_V1_Agent: Sendable {
   /// Attempts it runs now.
   public var running: Int32 = 0
 
+  /// The worker pool it serves.
+  public var pool: String = String()
+
+  /// It takes no more work (shutting down).
+  public var draining: Bool = false
+
+  public var version: String = String()
+
+  /// The Kubernetes node it runs on, when known.
+  public var node: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -2717,7 +2728,7 @@ nonisolated extension Trellis_V1_MarkTaskResponse: SwiftProtobuf.Message, SwiftP
 
 nonisolated extension Trellis_V1_Agent: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Agent"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}labels\0\u{1}slots\0\u{1}connected\0\u{3}registered_at\0\u{3}last_heartbeat_at\0\u{1}running\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}labels\0\u{1}slots\0\u{1}connected\0\u{3}registered_at\0\u{3}last_heartbeat_at\0\u{1}running\0\u{1}pool\0\u{1}draining\0\u{1}version\0\u{1}node\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2732,6 +2743,10 @@ nonisolated extension Trellis_V1_Agent: SwiftProtobuf.Message, SwiftProtobuf._Me
       case 5: try { try decoder.decodeSingularMessageField(value: &self._registeredAt) }()
       case 6: try { try decoder.decodeSingularMessageField(value: &self._lastHeartbeatAt) }()
       case 7: try { try decoder.decodeSingularInt32Field(value: &self.running) }()
+      case 8: try { try decoder.decodeSingularStringField(value: &self.pool) }()
+      case 9: try { try decoder.decodeSingularBoolField(value: &self.draining) }()
+      case 10: try { try decoder.decodeSingularStringField(value: &self.version) }()
+      case 11: try { try decoder.decodeSingularStringField(value: &self.node) }()
       default: break
       }
     }
@@ -2763,6 +2778,18 @@ nonisolated extension Trellis_V1_Agent: SwiftProtobuf.Message, SwiftProtobuf._Me
     if self.running != 0 {
       try visitor.visitSingularInt32Field(value: self.running, fieldNumber: 7)
     }
+    if !self.pool.isEmpty {
+      try visitor.visitSingularStringField(value: self.pool, fieldNumber: 8)
+    }
+    if self.draining != false {
+      try visitor.visitSingularBoolField(value: self.draining, fieldNumber: 9)
+    }
+    if !self.version.isEmpty {
+      try visitor.visitSingularStringField(value: self.version, fieldNumber: 10)
+    }
+    if !self.node.isEmpty {
+      try visitor.visitSingularStringField(value: self.node, fieldNumber: 11)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2774,6 +2801,10 @@ nonisolated extension Trellis_V1_Agent: SwiftProtobuf.Message, SwiftProtobuf._Me
     if lhs._registeredAt != rhs._registeredAt {return false}
     if lhs._lastHeartbeatAt != rhs._lastHeartbeatAt {return false}
     if lhs.running != rhs.running {return false}
+    if lhs.pool != rhs.pool {return false}
+    if lhs.draining != rhs.draining {return false}
+    if lhs.version != rhs.version {return false}
+    if lhs.node != rhs.node {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

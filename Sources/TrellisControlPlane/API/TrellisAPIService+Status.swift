@@ -37,6 +37,10 @@ extension TrellisAPIService {
             agent.registeredAt = APIMapping.timestamp(record.registeredAt)
             agent.lastHeartbeatAt = APIMapping.timestamp(record.lastHeartbeatAt)
             agent.running = Int32(running[record.name] ?? 0)
+            agent.pool = record.pool
+            agent.draining = record.isDraining
+            agent.version = record.version
+            agent.node = record.node
             return agent
         }
         return response

@@ -4,6 +4,15 @@ public import TrellisProto
 public struct ExecutorEventRecord: Sendable, Hashable {
     public var executor: String
     public var event: Trellis_V1_ExecutorEvent
+    /// The agent that reported it, for events that came over an agent's
+    /// connection (the attempt is recorded as running on that agent).
+    public var agent: String?
+
+    public init(executor: String, event: Trellis_V1_ExecutorEvent, agent: String? = nil) {
+        self.executor = executor
+        self.event = event
+        self.agent = agent
+    }
 }
 
 /// Severities of a plugin's log lines (the ABI's TRELLIS_LOG_*).

@@ -431,10 +431,12 @@ public actor Scheduler {
             let token = event.attempt.fencingToken
             switch event.event {
             case .started(let started)?:
+                // Where it runs: the reporting agent, else as the executor says.
                 let isPod = record.executor == "pod-per-task"
+                let agentName = record.agent ?? (isPod ? nil : started.node.nilIfEmpty)
                 starts.append(TransitionRequest(
                     taskInstanceID: identity.taskInstanceID, event: .start, expected: .queued, fencingToken: token,
-                    agentName: isPod ? nil : started.node.nilIfEmpty, podName: isPod ? started.externalID.nilIfEmpty : nil))
+                    agentName: agentName, podName: isPod ? started.externalID.nilIfEmpty : nil))
                 startedInstances.insert(identity.taskInstanceID)
             case .log(let chunk)?:
                 _ = try await store.appendLog(attemptID: identity.attemptID, Array(chunk.data))

@@ -87,15 +87,23 @@ public final class ControlPlane: Sendable {
             throw StartError("cannot read the API tokens: \(error)")
         }
 
-        // Executors: every plugin in the configured directories.
+        // Executors: every plugin in the configured directories, and the
+        // agents they dispatch to.
         let inbox = ExecutorEventInbox()
         let logger = self.logger
+        let hostForAgents = Mutex<ExecutorHost?>(nil)
+        let registry = AgentRegistry(
+            store: store, heartbeatTTL: .milliseconds(configuration.heartbeatTTLMillis), logger: logger,
+            events: { records in for record in records { inbox.post(record) } },
+            changed: { update in hostForAgents.withLock { $0 }?.agentsChanged(update) })
         let host = ExecutorHost(
             hostID: replica,
+            agents: registry,
             log: { executor, level, message in
                 logger.log(level: level.loggerLevel, "\(message)", metadata: ["executor": "\(executor)"])
             },
             events: { inbox.post($0) })
+        hostForAgents.withLock { $0 = host }
         let report = host.loadPlugins(in: configuration.pluginDirectories) { [configuration] in configuration.executorSettingsJSON(for: $0) }
         for problem in report.problems {
             logger.error("executor plugin not loaded", metadata: ["file": "\(problem.path)", "reason": "\(problem.reason)"])
@@ -185,8 +193,10 @@ public final class ControlPlane: Sendable {
             dagUnpaused: { _ in try? await store.notifyRunChanged(nil) })
         var services = WireServices()
         api.register(into: &services)
+        registry.register(into: &services)
         let wire = WireServer(configuration: server, services: services, authenticator: tokens) { connection in
             counter.opened(connection)
+            registry.connected(connection)
         }
         do {
             try await wire.start()

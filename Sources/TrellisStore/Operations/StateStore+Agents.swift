@@ -11,8 +11,14 @@ public struct AgentRecord: Sendable, Hashable, RowDecodable {
     public var isConnected: Bool
     public var registeredAt: Date
     public var lastHeartbeatAt: Date
+    /// The worker pool it serves.
+    public var pool: String
+    public var version: String
+    public var node: String
+    /// It takes no more work (shutting down).
+    public var isDraining: Bool
 
-    static let columns = "name, labels, slots, state = 'connected', registered_at, last_heartbeat_at"
+    static let columns = "name, labels, slots, state = 'connected', registered_at, last_heartbeat_at, pool, version, node, draining"
     init(row: PostgresRow) throws(PostgresError) {
         name = try row.decode(0)
         labels = try row.decode(1)
@@ -20,6 +26,10 @@ public struct AgentRecord: Sendable, Hashable, RowDecodable {
         isConnected = try row.decode(3)
         registeredAt = try row.decode(4)
         lastHeartbeatAt = try row.decode(5)
+        pool = try row.decode(6)
+        version = try row.decode(7)
+        node = try row.decode(8)
+        isDraining = try row.decode(9)
     }
 }
 
@@ -35,6 +45,46 @@ extension StateStore {
                 ON CONFLICT (name) DO UPDATE SET labels = excluded.labels, slots = excluded.slots,
                     state = 'connected', last_heartbeat_at = greatest(agent.last_heartbeat_at, excluded.last_heartbeat_at)
                 """, [name, labels, slots, now])
+        }
+    }
+
+    /// Records an agent's (re)registration: who it is, and that it is alive
+    /// and taking work as of `now`.
+    public func registerAgent(
+        name: String, pool: String, labels: String, slots: Int, version: String, node: String, now: Date
+    ) async throws(PostgresError) {
+        try await self.pool.withSession { session in
+            try session.query(
+                """
+                INSERT INTO agent (name, labels, slots, state, registered_at, last_heartbeat_at, pool, version, node, draining)
+                VALUES ($1, $2::jsonb, $3, 'connected', $4, $4, $5, $6, $7, false)
+                ON CONFLICT (name) DO UPDATE SET labels = excluded.labels, slots = excluded.slots, state = 'connected',
+                    registered_at = excluded.registered_at, pool = excluded.pool, version = excluded.version,
+                    node = excluded.node, draining = false,
+                    last_heartbeat_at = greatest(agent.last_heartbeat_at, excluded.last_heartbeat_at)
+                """, [name, labels, slots, now, pool, version, node])
+        }
+    }
+
+    /// A sign of life from a registered agent (and whether it drains now).
+    public func agentSeen(name: String, draining: Bool, now: Date) async throws(PostgresError) {
+        try await self.pool.withSession { session in
+            try session.query(
+                """
+                UPDATE agent SET state = 'connected', draining = $2,
+                    last_heartbeat_at = greatest(last_heartbeat_at, $3)
+                WHERE name = $1
+                """, [name, draining, now])
+        }
+    }
+
+    /// Records that an agent accepted a queued attempt, before it reports
+    /// the start: if the agent is lost in between, the attempt is found.
+    public func assignAgent(attemptID: Int64, agentName: String) async throws(PostgresError) {
+        try await self.pool.withSession { session in
+            try session.query(
+                "UPDATE attempt SET agent_name = $2 WHERE id = $1 AND state <> 'ended' AND agent_name IS NULL",
+                [attemptID, agentName])
         }
     }
 
