@@ -68,6 +68,34 @@ import TrellisStore
         }
     }
 
+    /// The executor's own times (a process's spawn and exit) are the
+    /// attempt's start and end; without them, the time the report arrived.
+    @Test func anAttemptKeepsTheTimesTheExecutorReported() async throws {
+        try await StoreFixture.with { store in
+            let (_, instances) = try await StoreFixture.scheduledRun(store, try StoreFixture.simpleDag("t", taskCount: 2))
+            let claims = try await store.claimReady(limit: 2)
+            try #require(claims.count == 2)
+            let spawned = Date(timeIntervalSince1970: 1_800_000_000.125)
+            let exited = Date(timeIntervalSince1970: 1_800_000_003.5)
+            let timed = claims[0], untimed = claims[1]
+            _ = try await store.transition([
+                TransitionRequest(taskInstanceID: timed.taskInstanceID, event: .start, expected: .queued, fencingToken: timed.fencingToken, at: spawned),
+                TransitionRequest(taskInstanceID: untimed.taskInstanceID, event: .start, expected: .queued, fencingToken: untimed.fencingToken),
+            ])
+            _ = try await store.transition([
+                TransitionRequest(taskInstanceID: timed.taskInstanceID, event: .succeed, expected: .running, fencingToken: timed.fencingToken, at: exited),
+                TransitionRequest(taskInstanceID: untimed.taskInstanceID, event: .succeed, expected: .running, fencingToken: untimed.fencingToken),
+            ])
+            let attempt = try #require(try await store.attempts(taskInstanceID: timed.taskInstanceID).first)
+            #expect(attempt.startedAt == spawned)
+            #expect(attempt.endedAt == exited)
+            let other = try #require(try await store.attempts(taskInstanceID: untimed.taskInstanceID).first)
+            #expect(try #require(other.startedAt).timeIntervalSinceNow > -60)
+            #expect(try #require(other.endedAt).timeIntervalSinceNow > -60)
+            #expect(instances.count == 2)
+        }
+    }
+
     @Test func aFailureWithTriesLeftKeepsItsRetryTimeAndOnlyThen() async throws {
         try await StoreFixture.with { store in
             let (_, instances) = try await StoreFixture.scheduledRun(store, try StoreFixture.simpleDag("r", taskCount: 1, retries: 1))

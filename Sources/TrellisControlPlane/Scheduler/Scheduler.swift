@@ -423,7 +423,7 @@ public actor Scheduler {
     public func record(_ records: [ExecutorEventRecord], followUp: Bool = true) async throws {
         var starts: [TransitionRequest] = []
         var startedInstances = Set<Int64>()
-        var ends: [(instance: Int64, token: Int64, finished: Trellis_V1_AttemptFinished)] = []
+        var ends: [(instance: Int64, token: Int64, finished: Trellis_V1_AttemptFinished, at: Date?)] = []
         var executorOf: [Int64: String] = [:]
         for record in records {
             let event = record.event
@@ -436,12 +436,12 @@ public actor Scheduler {
                 let agentName = record.agent ?? (isPod ? nil : started.node.nilIfEmpty)
                 starts.append(TransitionRequest(
                     taskInstanceID: identity.taskInstanceID, event: .start, expected: .queued, fencingToken: token,
-                    agentName: agentName, podName: isPod ? started.externalID.nilIfEmpty : nil))
+                    agentName: agentName, podName: isPod ? started.externalID.nilIfEmpty : nil, at: Self.time(of: event)))
                 startedInstances.insert(identity.taskInstanceID)
             case .log(let chunk)?:
                 _ = try await store.appendLog(attemptID: identity.attemptID, Array(chunk.data))
             case .finished(let finished)?:
-                ends.append((identity.taskInstanceID, token, finished))
+                ends.append((identity.taskInstanceID, token, finished, Self.time(of: event)))
                 executorOf[identity.taskInstanceID] = record.executor
             case nil:
                 continue
@@ -492,7 +492,7 @@ public actor Scheduler {
             }
             endRequests.append(TransitionRequest(
                 taskInstanceID: end.instance, event: outcome.event, expected: .running, fencingToken: end.token,
-                exitCode: exitCode, failureReason: failureReason, retryAt: retryAt, xcom: xcom))
+                exitCode: exitCode, failureReason: failureReason, retryAt: retryAt, xcom: xcom, at: end.at))
         }
         for applied in try await applyInRounds(endRequests) {
             changedRuns.insert(applied.dagRunID)
@@ -522,6 +522,11 @@ public actor Scheduler {
             pending = later
         }
         return applied
+    }
+
+    /// When an event happened by the executor's clock, if it said.
+    static func time(of event: Trellis_V1_ExecutorEvent) -> Date? {
+        event.hasAt && event.at.unixMicros > 0 ? Date(timeIntervalSince1970: Double(event.at.unixMicros) / 1_000_000) : nil
     }
 
     /// Whether a result is absent or valid JSON.

@@ -80,6 +80,10 @@ public struct TransitionRequest: Sendable, Hashable {
     public var detail: String?
     /// The task's JSON result, kept when the transition succeeds it.
     public var xcom: String?
+    /// When it happened, as the executor saw it (a process's spawn or exit);
+    /// recorded as the attempt's start or end instead of the time the
+    /// report arrived.
+    public var at: Date?
     /// When the instance may run again if this transition leaves it
     /// `up_for_retry` (the caller's `RetryPolicy` decides); ignored otherwise.
     public var retryAt: Date?
@@ -87,7 +91,7 @@ public struct TransitionRequest: Sendable, Hashable {
     public init(
         taskInstanceID: Int64, event: TaskInstanceEvent, expected: TaskState, fencingToken: Int64? = nil,
         agentName: String? = nil, podName: String? = nil, exitCode: Int? = nil, failureReason: String? = nil, detail: String? = nil,
-        retryAt: Date? = nil, xcom: String? = nil
+        retryAt: Date? = nil, xcom: String? = nil, at: Date? = nil
     ) {
         self.taskInstanceID = taskInstanceID
         self.event = event
@@ -100,6 +104,7 @@ public struct TransitionRequest: Sendable, Hashable {
         self.detail = detail
         self.retryAt = retryAt
         self.xcom = xcom
+        self.at = at
     }
 }
 
@@ -223,6 +228,7 @@ extension StateStore {
             PostgresArray(requests.map { attemptReports.contains($0.event) }),
             PostgresArray(requests.map(\.retryAt)),
             PostgresArray(requests.map(\.xcom)),
+            PostgresArray(requests.map(\.at)),
         ]
     }
 
@@ -242,8 +248,8 @@ extension StateStore {
         WITH r AS (
             SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bool[], $6::bool[], $7::bool[],
                                  $8::bigint[], $9::text[], $10::text[], $11::integer[], $12::text[], $13::text[], $14::bool[],
-                                 $15::timestamptz[], $16::text[])
-                AS r(id, expected, event, target, retry_or_fail, starts_try, renews, token, agent, pod, exit_code, reason, detail, fenced, retry_at, xcom)
+                                 $15::timestamptz[], $16::text[], $17::timestamptz[])
+                AS r(id, expected, event, target, retry_or_fail, starts_try, renews, token, agent, pod, exit_code, reason, detail, fenced, retry_at, xcom, at)
         ), u AS (
             UPDATE task_instance ti SET
                 state = \(newState),
@@ -261,13 +267,13 @@ extension StateStore {
             WHERE ti.id = r.id AND ti.state = r.expected
               AND CASE WHEN r.fenced THEN ti.fencing_token IS NOT DISTINCT FROM r.token
                        ELSE r.token IS NULL OR ti.fencing_token = r.token END
-            RETURNING ti.id, ti.dag_run_id, r.event, r.expected, ti.state, ti.try_number, r.token, r.agent, r.pod, r.exit_code, r.reason, r.detail
+            RETURNING ti.id, ti.dag_run_id, r.event, r.expected, ti.state, ti.try_number, r.token, r.agent, r.pod, r.exit_code, r.reason, r.detail, r.at
         ), a AS (
             UPDATE attempt a SET
                 state = CASE WHEN u.state = 'running' THEN 'running' WHEN u.state = 'queued' THEN a.state ELSE 'ended' END,
                 try_number = CASE WHEN u.state = 'running' THEN u.try_number ELSE a.try_number END,
-                started_at = CASE WHEN u.state = 'running' AND a.started_at IS NULL THEN now() ELSE a.started_at END,
-                ended_at = CASE WHEN u.state NOT IN ('queued', 'running') THEN now() ELSE a.ended_at END,
+                started_at = CASE WHEN u.state = 'running' AND a.started_at IS NULL THEN coalesce(u.at, now()) ELSE a.started_at END,
+                ended_at = CASE WHEN u.state NOT IN ('queued', 'running') THEN coalesce(u.at, now()) ELSE a.ended_at END,
                 outcome = CASE WHEN u.state NOT IN ('queued', 'running') THEN u.state || ' (' || u.event || ')' ELSE a.outcome END,
                 agent_name = coalesce(u.agent, a.agent_name),
                 pod_name = coalesce(u.pod, a.pod_name),
