@@ -142,6 +142,24 @@ import TrellisTestSupport
         #expect(pool.agents.starts.map(\.agent) == ["a", "b"])
     }
 
+    /// UNAVAILABLE may mean the connection broke after the agent started
+    /// the task: once the agent reports it running, it is not sent again.
+    @Test func aQueuedTaskAnAgentReportsRunningIsNotStartedAgain() async throws {
+        let pool = try PoolFixture()
+        defer { pool.shutdown() }
+        pool.agents.script("a", [AgentCallResult(status: 14, message: "the connection closed")])
+        pool.agentsChanged([agent("a", slots: 2, free: 2)])
+        try pool.submit(task("t1"))
+        try await pool.agents.waitForStarts(1)
+        try await eventually("the refusal is answered") { pool.agents.answered >= 1 }
+        pool.agentsChanged([agent("a", slots: 2, free: 1, running: ["t1"]), agent("b", slots: 2, free: 2)])
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(pool.agents.starts.count == 1)
+        try pool.cancel("t1", token: 1, reason: "")
+        try await pool.agents.waitForCancels(1)
+        #expect(pool.agents.cancels.first?.agent == "a")
+    }
+
     @Test func aRefusalOfTheTaskItselfFailsTheAttempt() async throws {
         let pool = try PoolFixture()
         defer { pool.shutdown() }

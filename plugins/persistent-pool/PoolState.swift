@@ -249,8 +249,22 @@ struct PoolState: Sendable {
     /// snapshot or the next tick.
     mutating func startRefusedForNow(_ attemptID: String, agent: String) -> StartOutcomeAction {
         agents[agent]?.refused = true
-        guard let placement = placements[attemptID], placement.agent == agent, placement.phase == .starting,
+        guard var placement = placements[attemptID], placement.agent == agent, placement.phase == .starting,
               let task = placement.task else { return .nothing }
+        if placement.seen || agentRunning(attemptID) != nil {
+            // A snapshot shows it running there (the call failed after the
+            // agent started it): it stays placed, never starts twice.
+            placement.agent = agentRunning(attemptID) ?? agent
+            placement.phase = .placed
+            placement.task = nil
+            placement.seen = true
+            placements[attemptID] = placement
+            if let reason = placement.cancelReason {
+                placements[attemptID]!.cancelReason = nil
+                return .cancelOnAgent(agent: placement.agent, attemptID: attemptID, fencingToken: placement.fencingToken, reason: reason)
+            }
+            return .nothing
+        }
         placements[attemptID] = nil
         if let reason = placement.cancelReason {
             return .emit(.cancelled(attemptID, task.fencingToken, reason: reason))
@@ -309,10 +323,21 @@ struct PoolState: Sendable {
             placements[attemptID] = placement
         }
 
-        for (attemptID, entry) in held {
-            if let agent = agentRunning(attemptID) {
-                held[attemptID] = nil
-                placements[attemptID] = Placement(agent: agent, fencingToken: entry.task.fencingToken, phase: .placed, seen: true)
+        // An attempt an agent runs is not started again: adopted ones held
+        // for their grace, and queued ones whose StartTask reached the
+        // agent though the call failed (UNAVAILABLE as a connection broke).
+        if queued.isEmpty && held.isEmpty { return }
+        for agent in agents.values {
+            for attemptID in agent.running {
+                let fencingToken: Int64
+                if let task = queued.removeValue(forKey: attemptID) {
+                    fencingToken = task.fencingToken
+                } else if let entry = held.removeValue(forKey: attemptID) {
+                    fencingToken = entry.task.fencingToken
+                } else {
+                    continue
+                }
+                placements[attemptID] = Placement(agent: agent.name, fencingToken: fencingToken, phase: .placed, seen: true)
             }
         }
     }
