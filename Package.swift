@@ -22,6 +22,8 @@ let package = Package(
         .executable(name: "trellis-bench", targets: ["TrellisBench"]),
         /// The C test executor plugin (c-instant), loaded by tests and benchmarks.
         .library(name: "trellis-executor-c-instant", type: .dynamic, targets: ["TrellisTestExecutor"]),
+        /// The persistent-pool executor plugin (docs/executors.md).
+        .library(name: "trellis-executor-persistent-pool", type: .dynamic, targets: ["PersistentPoolExecutor"]),
         /// Deliberately broken plugins for the plugin loader's tests.
         .library(name: "trellis-executor-broken", type: .dynamic, targets: ["TrellisBrokenExecutor"]),
         /// The wire protocol, for packages outside this one (the fuzz/ target).
@@ -188,6 +190,15 @@ let package = Package(
             name: "TrellisTestExecutor",
             dependencies: ["TrellisPluginSDK"],
             path: "plugins/c-test-executor"
+        ),
+
+        /// persistent-pool: process tasks on a fixed set of agents. Swift, but
+        /// linked against the C SDK only (no Swift module of ours).
+        .target(
+            name: "PersistentPoolExecutor",
+            dependencies: ["TrellisPluginSDK"],
+            path: "plugins/persistent-pool",
+            swiftSettings: strictSwift
         ),
 
         /// Broken plugins, one fault per file name, for the loader's tests.

@@ -1,0 +1,95 @@
+// persistent-pool: an executor plugin that runs process tasks on long-running
+// agents of one pool (a fixed worker set, like Celery's), written in Swift
+// against the C ABI (plugins/c-sdk/include/trellis_executor_abi.h).
+//
+// It links no Swift module of Trellis's and not swift-protobuf: the host
+// links those statically, and a second copy in the plugin would split every
+// global. Messages go through the C SDK (protobuf-c); only the toolchain's
+// dynamic libraries (stdlib, Synchronization, Foundation) are shared.
+import TrellisPluginSDK
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+private let executorName = "persistent-pool"
+
+/// The one exported symbol; returns the static table (a
+/// `const trellis_executor_v1 *`).
+@_cdecl("trellis_executor_entry_v1")
+public func trellisExecutorEntryV1() -> UnsafeRawPointer {
+    UnsafeRawPointer(executorTable)
+}
+
+nonisolated(unsafe) private let executorTable: UnsafeMutablePointer<trellis_executor_v1> = {
+    let table = UnsafeMutablePointer<trellis_executor_v1>.allocate(capacity: 1)
+    table.initialize(to: trellis_executor_v1(
+        struct_size: MemoryLayout<trellis_executor_v1>.size,
+        abi_major: UInt32(TRELLIS_EXECUTOR_ABI_MAJOR),
+        abi_minor: UInt32(TRELLIS_EXECUTOR_ABI_MINOR),
+        name: UnsafePointer(strdup(executorName)),
+        version: UnsafePointer(strdup("1.0.0")),
+        create: { host, config, length, error in createExecutor(host, config, length, error) },
+        submit: { instance, bytes, length, error in call(instance, bytes, length, error) { $0.submit($1) } },
+        cancel: { instance, bytes, length, error in call(instance, bytes, length, error) { $0.cancel($1) } },
+        adopt: { instance, bytes, length, error in call(instance, bytes, length, error) { $0.adopt($1) } },
+        tick: { instance, bytes, length, error in call(instance, bytes, length, error) { $0.tick($1) } },
+        destroy: { instance in
+            guard let instance else { return }
+            let executor = Unmanaged<PoolExecutor>.fromOpaque(instance).takeRetainedValue()
+            executor.stop()
+        },
+        free_error: { error in free(error) },
+        agents_changed: { instance, bytes, length, error in call(instance, bytes, length, error) { $0.agentsChanged($1) } }
+    ))
+    return table
+}()
+
+private func createExecutor(
+    _ host: UnsafePointer<trellis_host_v1>?, _ config: UnsafePointer<UInt8>?, _ length: Int,
+    _ error: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?
+) -> UnsafeMutableRawPointer? {
+    func fail(_ message: String) -> UnsafeMutableRawPointer? {
+        error?.pointee = strdup(message)
+        return nil
+    }
+    guard let host else { return fail("\(executorName): create was given no host table") }
+    guard host.pointee.struct_size >= MemoryLayout<trellis_host_v1>.size else {
+        return fail("\(executorName): the host table is \(host.pointee.struct_size) bytes, smaller than the \(MemoryLayout<trellis_host_v1>.size) this plugin needs")
+    }
+    guard let decoded = trellis__v1__executor_config__unpack(nil, length, config) else {
+        return fail("\(executorName): the configuration is not a trellis.v1.ExecutorConfig")
+    }
+    let json = Messages.string(decoded.pointee.config_json)
+    let registered = Messages.string(decoded.pointee.name)
+    trellis__v1__executor_config__free_unpacked(decoded, nil)
+    let name = registered.isEmpty ? executorName : registered
+    switch Settings.parse(json, executor: name) {
+    case .failure(let problem):
+        return fail(problem.message)
+    case .success(let settings):
+        let executor = PoolExecutor(name: name, settings: settings, host: host)
+        executor.log(TRELLIS_LOG_INFO, "ready: dispatching process tasks to agents of pool '\(settings.agentPool)' (adopt grace \(settings.adoptGraceSeconds) s)")
+        return Unmanaged.passRetained(executor).toOpaque()
+    }
+}
+
+/// Runs one message-taking ABI function on the instance.
+private func call(
+    _ instance: UnsafeMutableRawPointer?, _ bytes: UnsafePointer<UInt8>?, _ length: Int,
+    _ error: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?,
+    _ body: (PoolExecutor, UnsafeRawBufferPointer) -> Result<Void, CallError>
+) -> Int32 {
+    guard let instance else {
+        error?.pointee = strdup("\(executorName): called without an instance")
+        return TRELLIS_ERROR_INVALID_ARGUMENT
+    }
+    let executor = Unmanaged<PoolExecutor>.fromOpaque(instance).takeUnretainedValue()
+    switch body(executor, UnsafeRawBufferPointer(start: bytes, count: bytes == nil ? 0 : length)) {
+    case .success:
+        return TRELLIS_OK
+    case .failure(let failure):
+        error?.pointee = strdup(failure.message)
+        return failure.status
+    }
+}

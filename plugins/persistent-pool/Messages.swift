@@ -1,0 +1,251 @@
+import TrellisPluginSDK
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The messages this plugin reads and writes. executor.proto messages go
+/// through the C SDK (protobuf-c); the two agent.proto requests are encoded
+/// here by hand, because the C SDK compiles only executor.proto and what it
+/// imports (protoc-c cannot compile agent.proto's services: a method named
+/// `Register` becomes a C member named `register`, a keyword).
+enum Messages {
+    static func string(_ pointer: UnsafeMutablePointer<CChar>?) -> String {
+        pointer.map { String(cString: $0) } ?? ""
+    }
+
+    /// Wall-clock time in microseconds since the epoch (Timestamp's unit).
+    static func nowMicros() -> Int64 {
+        var spec = timespec()
+        clock_gettime(CLOCK_REALTIME, &spec)
+        return Int64(spec.tv_sec) * 1_000_000 + Int64(spec.tv_nsec) / 1_000
+    }
+
+    // MARK: TaskAssignment
+
+    /// Checks an assignment is a process task with a valid queue selector
+    /// and prepares the StartTask request for it. `assignmentBytes` are the
+    /// TaskAssignment's own bytes, embedded unchanged in the request.
+    static func task(
+        from assignment: UnsafePointer<Trellis__V1__TaskAssignment>, bytes assignmentBytes: UnsafeRawBufferPointer, executor: String
+    ) -> Result<PendingTask, SelectorError> {
+        let value = assignment.pointee
+        guard let attempt = value.attempt, !string(attempt.pointee.attempt_id).isEmpty else {
+            return .failure(SelectorError("\(executor): the assignment names no attempt (TaskAssignment.attempt.attempt_id is empty)"))
+        }
+        let dag = string(value.dag_id)
+        let taskID = string(value.task_id)
+        let described = "task '\(taskID)' of DAG '\(dag)'"
+        guard let task = value.task else {
+            return .failure(SelectorError("\(executor): the assignment of \(described) carries no task spec"))
+        }
+        let spec = task.pointee
+        if spec.spec_case == TRELLIS__V1__TASK_SPEC__SPEC_POD {
+            return .failure(SelectorError("\(executor) runs process tasks only: \(described) is a pod task (give it a process command, or run it with executor pod-per-task)"))
+        }
+        guard spec.spec_case == TRELLIS__V1__TASK_SPEC__SPEC_PROCESS, let process = spec.process else {
+            return .failure(SelectorError("\(executor) runs process tasks only: \(described) has no process command"))
+        }
+        let command = process.pointee
+        guard command.n_command > 0, let argv = command.command, !string(argv[0]).isEmpty else {
+            return .failure(SelectorError("\(executor) runs process tasks only: \(described) has an empty process command"))
+        }
+        let queueText = string(command.queue)
+        let selector: QueueSelector
+        switch QueueSelector.parse(queueText) {
+        case .success(let parsed): selector = parsed
+        case .failure(let problem):
+            return .failure(SelectorError("\(executor): \(described) has a malformed queue selector \"\(queueText)\": \(problem.message)"))
+        }
+        return .success(PendingTask(
+            attemptID: string(attempt.pointee.attempt_id),
+            fencingToken: attempt.pointee.fencing_token,
+            name: "\(dag).\(taskID)",
+            selector: selector,
+            startRequest: AgentWire.startTaskRequest(assignment: assignmentBytes, executor: executor)
+        ))
+    }
+
+    /// The bytes of an assignment decoded earlier (AdoptRequest's).
+    static func pack(_ assignment: UnsafePointer<Trellis__V1__TaskAssignment>) -> [UInt8] {
+        let size = trellis__v1__task_assignment__get_packed_size(assignment)
+        var bytes = [UInt8](repeating: 0, count: size)
+        bytes.withUnsafeMutableBufferPointer { _ = trellis__v1__task_assignment__pack(assignment, $0.baseAddress) }
+        return bytes
+    }
+
+    static func packAttemptRef(attemptID: String, fencingToken: Int64) -> [UInt8] {
+        attemptID.withCString { id in
+            var ref = Trellis__V1__AttemptRef()
+            trellis__v1__attempt_ref__init(&ref)
+            ref.attempt_id = UnsafeMutablePointer(mutating: id)
+            ref.fencing_token = fencingToken
+            let size = trellis__v1__attempt_ref__get_packed_size(&ref)
+            var bytes = [UInt8](repeating: 0, count: size)
+            bytes.withUnsafeMutableBufferPointer { _ = trellis__v1__attempt_ref__pack(&ref, $0.baseAddress) }
+            return bytes
+        }
+    }
+
+    // MARK: AgentsUpdate
+
+    static func agents(from update: UnsafePointer<Trellis__V1__AgentsUpdate>) -> [AgentSnapshot] {
+        let value = update.pointee
+        var agents: [AgentSnapshot] = []
+        agents.reserveCapacity(value.n_agents)
+        for index in 0..<value.n_agents {
+            guard let agent = value.agents?[index]?.pointee else { continue }
+            var labels: [String: String] = [:]
+            for label in 0..<agent.n_labels {
+                guard let entry = agent.labels?[label]?.pointee else { continue }
+                labels[string(entry.key)] = string(entry.value)
+            }
+            var running = Set<String>()
+            for attempt in 0..<agent.n_running_attempt_ids {
+                running.insert(string(agent.running_attempt_ids?[attempt]))
+            }
+            agents.append(AgentSnapshot(
+                name: string(agent.name), pool: string(agent.pool), labels: labels,
+                slots: Int(agent.slots), freeSlots: Int(agent.free_slots), draining: agent.draining != 0, running: running
+            ))
+        }
+        return agents
+    }
+
+    // MARK: ExecutorEvent
+
+    /// An ExecutorEvent carrying `finished` for one attempt.
+    static func finishedEvent(_ finished: FinishedEvent) -> [UInt8] {
+        finished.attemptID.withCString { id in
+            finished.reason.withCString { reason in
+                finished.message.withCString { message in
+                    var ref = Trellis__V1__AttemptRef()
+                    trellis__v1__attempt_ref__init(&ref)
+                    ref.attempt_id = UnsafeMutablePointer(mutating: id)
+                    ref.fencing_token = finished.fencingToken
+                    var at = Trellis__V1__Timestamp()
+                    trellis__v1__timestamp__init(&at)
+                    at.unix_micros = nowMicros()
+                    var body = Trellis__V1__AttemptFinished()
+                    trellis__v1__attempt_finished__init(&body)
+                    body.outcome = finished.outcome
+                    body.reason = UnsafeMutablePointer(mutating: reason)
+                    body.message = UnsafeMutablePointer(mutating: message)
+                    return withUnsafeMutablePointer(to: &ref) { ref in
+                        withUnsafeMutablePointer(to: &at) { at in
+                            withUnsafeMutablePointer(to: &body) { body in
+                                var event = Trellis__V1__ExecutorEvent()
+                                trellis__v1__executor_event__init(&event)
+                                event.attempt = ref
+                                event.at = at
+                                event.event_case = TRELLIS__V1__EXECUTOR_EVENT__EVENT_FINISHED
+                                event.finished = body
+                                let size = trellis__v1__executor_event__get_packed_size(&event)
+                                var bytes = [UInt8](repeating: 0, count: size)
+                                bytes.withUnsafeMutableBufferPointer { _ = trellis__v1__executor_event__pack(&event, $0.baseAddress) }
+                                return bytes
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A finished event the plugin reports itself (the agent reports the rest).
+struct FinishedEvent: Sendable {
+    var attemptID: String
+    var fencingToken: Int64
+    var outcome: Trellis__V1__AttemptOutcome
+    var reason: String
+    var message: String
+
+    static func cancelled(_ attemptID: String, _ fencingToken: Int64, reason: String) -> FinishedEvent {
+        FinishedEvent(
+            attemptID: attemptID, fencingToken: fencingToken, outcome: TRELLIS__V1__ATTEMPT_OUTCOME__ATTEMPT_OUTCOME_CANCELLED,
+            reason: "Cancelled", message: reason.isEmpty ? "cancelled before it reached an agent" : reason
+        )
+    }
+
+    static func failed(_ attemptID: String, _ fencingToken: Int64, reason: String, message: String) -> FinishedEvent {
+        FinishedEvent(
+            attemptID: attemptID, fencingToken: fencingToken, outcome: TRELLIS__V1__ATTEMPT_OUTCOME__ATTEMPT_OUTCOME_FAILED,
+            reason: reason, message: message
+        )
+    }
+}
+
+/// proto/trellis/v1/agent.proto's AgentWorker requests, encoded by hand
+/// (protobuf wire format; the tests decode them with the generated Swift
+/// types, so a drift from agent.proto fails there).
+enum AgentWire {
+    static let startTask = "/trellis.v1.AgentWorker/StartTask"
+    static let cancelTask = "/trellis.v1.AgentWorker/CancelTask"
+
+    /// StartTaskRequest { TaskAssignment assignment = 1; string executor = 2; }
+    static func startTaskRequest(assignment: UnsafeRawBufferPointer, executor: String) -> [UInt8] {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(assignment.count + executor.utf8.count + 12)
+        appendLengthDelimited(field: 1, assignment, to: &bytes)
+        appendLengthDelimited(field: 2, Array(executor.utf8), to: &bytes)
+        return bytes
+    }
+
+    /// CancelTaskRequest { AttemptRef attempt = 1; string reason = 2; }
+    static func cancelTaskRequest(attemptID: String, fencingToken: Int64, reason: String) -> [UInt8] {
+        var bytes: [UInt8] = []
+        appendLengthDelimited(field: 1, Messages.packAttemptRef(attemptID: attemptID, fencingToken: fencingToken), to: &bytes)
+        if !reason.isEmpty { appendLengthDelimited(field: 2, Array(reason.utf8), to: &bytes) }
+        return bytes
+    }
+
+    /// CancelTaskResponse { bool was_running = 1; }; nil if undecodable.
+    static func wasRunning(_ response: UnsafeRawBufferPointer) -> Bool? {
+        var index = 0
+        var result = false
+        while index < response.count {
+            guard let key = varint(response, &index) else { return nil }
+            switch key & 7 {
+            case 0:
+                guard let value = varint(response, &index) else { return nil }
+                if key >> 3 == 1 { result = value != 0 }
+            case 2:
+                guard let length = varint(response, &index), length <= UInt64(response.count - index) else { return nil }
+                index += Int(length)
+            case 1: index += 8
+            case 5: index += 4
+            default: return nil
+            }
+        }
+        return index == response.count ? result : nil
+    }
+
+    private static func appendLengthDelimited(field: UInt64, _ payload: some Collection<UInt8>, to bytes: inout [UInt8]) {
+        appendVarint(field << 3 | 2, to: &bytes)
+        appendVarint(UInt64(payload.count), to: &bytes)
+        bytes.append(contentsOf: payload)
+    }
+
+    private static func appendVarint(_ value: UInt64, to bytes: inout [UInt8]) {
+        var rest = value
+        while rest >= 0x80 {
+            bytes.append(UInt8(rest & 0x7F) | 0x80)
+            rest >>= 7
+        }
+        bytes.append(UInt8(rest))
+    }
+
+    private static func varint(_ bytes: UnsafeRawBufferPointer, _ index: inout Int) -> UInt64? {
+        var value: UInt64 = 0
+        var shift: UInt64 = 0
+        while index < bytes.count, shift < 64 {
+            let byte = bytes[index]
+            index += 1
+            value |= UInt64(byte & 0x7F) << shift
+            if byte & 0x80 == 0 { return value }
+            shift += 7
+        }
+        return nil
+    }
+}
