@@ -119,6 +119,21 @@ let package = Package(
             swiftSettings: strictSwift
         ),
 
+        // MARK: Agent
+
+        /// trellis-agent's insides: the task runner (child processes, their
+        /// output under backpressure, timeouts, cancel), the outbox of
+        /// events, and the link to the control plane (register, heartbeat,
+        /// report, drain, serving StartTask/CancelTask).
+        .target(
+            name: "TrellisAgent",
+            dependencies: [
+                "TrellisProto", "TrellisWire", "TrellisProcess",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSwift
+        ),
+
         // MARK: Executables
 
         /// The thin client.
@@ -224,6 +239,16 @@ let package = Package(
         .testTarget(
             name: "TrellisProcessTests",
             dependencies: ["TrellisProcess"],
+            swiftSettings: strictSwift
+        ),
+        /// The agent with real child processes, a real wire server playing
+        /// the control plane, and the real trellis-agent binary.
+        .testTarget(
+            name: "TrellisAgentTests",
+            dependencies: [
+                "TrellisAgent", "TrellisProto", "TrellisWire", "TrellisProcess", "TrellisTestSupport",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
             swiftSettings: strictSwift
         ),
         .testTarget(
