@@ -130,6 +130,7 @@ let package = Package(
             dependencies: [
                 "TrellisProto", "TrellisWire", "TrellisProcess",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: strictSwift
         ),
@@ -248,6 +249,7 @@ let package = Package(
             dependencies: [
                 "TrellisAgent", "TrellisProto", "TrellisWire", "TrellisProcess", "TrellisTestSupport",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSwift
         ),
