@@ -19,6 +19,7 @@ let package = Package(
     products: [
         .executable(name: "trellis", targets: ["trellis"]),
         .executable(name: "trellisd", targets: ["trellisd"]),
+        .executable(name: "trellis-agent", targets: ["trellis-agent"]),
         .executable(name: "trellis-bench", targets: ["TrellisBench"]),
         /// The C test executor plugin (c-instant), loaded by tests and benchmarks.
         .library(name: "trellis-executor-c-instant", type: .dynamic, targets: ["TrellisTestExecutor"]),
@@ -161,6 +162,18 @@ let package = Package(
                 "TrellisCore",
                 "TrellisStore",
                 "TrellisControlPlane",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSwift
+        ),
+
+        /// The per-node agent.
+        .executableTarget(
+            name: "trellis-agent",
+            dependencies: [
+                "TrellisAgent",
+                "TrellisCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -93,7 +93,7 @@ public final class Agent: Sendable {
     public func drain() async -> Bool {
         runner.beginDraining()
         let running = runner.runningCount
-        logger.notice("draining", metadata: ["running": "\(running)", "grace": "\(configuration.drainGrace)"])
+        logger.notice("draining", metadata: ["running": "\(running)", "grace": "\(configuration.drainGrace.formatted(.units(allowed: [.minutes, .seconds, .milliseconds], width: .narrow)))"])
         await link.drain(grace: configuration.drainGrace)
         if !(await runner.waitUntilIdle(timeout: configuration.drainGrace)) {
             logger.warning("drain grace over: cancelling the remaining tasks", metadata: ["running": "\(runner.runningCount)"])

@@ -129,11 +129,18 @@ public final class AgentLink: Sendable {
             "registered with the control plane",
             metadata: [
                 "endpoint": "\(settings.client.host):\(settings.client.port)", "running": "\(load.running.count)",
-                "ended_unreported": "\(ended.count)", "heartbeat_ttl": "\(ttl)",
+                "ended_unreported": "\(ended.count)", "heartbeat_ttl": "\(ttl.formatted(.units(allowed: [.seconds, .milliseconds], width: .narrow)))",
             ])
 
         try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await connection.channel.closeFuture.get() }
+            group.addTask {
+                let channel = connection.channel
+                try await withTaskCancellationHandler {
+                    try await channel.closeFuture.get()
+                } onCancel: {
+                    channel.close(promise: nil)
+                }
+            }
             group.addTask { try await self.heartbeats(connection, every: ttl / 3) }
             // On the connection's event loop: one thread hop less per report.
             group.addTask(executorPreference: connection.taskExecutor) { try await self.reports(connection) }
