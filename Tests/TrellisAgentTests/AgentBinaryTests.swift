@@ -85,3 +85,21 @@ import TrellisTestSupport
         await plane.stop()
     }
 }
+
+/// docs/agent.md documents every flag and variable the binary knows.
+@Suite struct AgentDocumentationTests {
+    @Test func everyFlagAndVariableIsDocumented() async throws {
+        let docs = try String(
+            contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+                .appendingPathComponent("docs/agent.md"), encoding: .utf8)
+        let help = try await ChildProcess.run(try AgentBinaryTests.binary(), ["--help"], environment: AgentBinaryTests.environment())
+        #expect(help.status == 0)
+        let words = help.stdout.split(whereSeparator: { $0.isWhitespace || "[](),;".contains($0) }).map(String.init)
+        let flags = Set(words.filter { $0.hasPrefix("--") && $0.count > 2 && $0 != "--help" && $0 != "--version" })
+        let variables = Set(words.filter { $0.hasPrefix("TRELLIS_AGENT_") }.map { $0.split(separator: "=").first.map(String.init) ?? $0 })
+        #expect(flags.count >= 12 && variables.count >= 12, "\(flags) \(variables)")
+        for name in flags.union(variables) {
+            #expect(docs.contains("`\(name)"), "docs/agent.md does not document \(name)")
+        }
+    }
+}
