@@ -19,6 +19,7 @@ let package = Package(
     products: [
         .executable(name: "trellis", targets: ["trellis"]),
         .executable(name: "trellisd", targets: ["trellisd"]),
+        .executable(name: "trellis-agent", targets: ["trellis-agent"]),
         .executable(name: "trellis-bench", targets: ["TrellisBench"]),
         /// The C test executor plugin (c-instant), loaded by tests and benchmarks.
         .library(name: "trellis-executor-c-instant", type: .dynamic, targets: ["TrellisTestExecutor"]),
@@ -121,6 +122,22 @@ let package = Package(
             swiftSettings: strictSwift
         ),
 
+        // MARK: Agent
+
+        /// trellis-agent's insides: the task runner (child processes, their
+        /// output under backpressure, timeouts, cancel), the outbox of
+        /// events, and the link to the control plane (register, heartbeat,
+        /// report, drain, serving StartTask/CancelTask).
+        .target(
+            name: "TrellisAgent",
+            dependencies: [
+                "TrellisProto", "TrellisWire", "TrellisProcess",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: strictSwift
+        ),
+
         // MARK: Executables
 
         /// The thin client.
@@ -147,6 +164,18 @@ let package = Package(
                 "TrellisCore",
                 "TrellisStore",
                 "TrellisControlPlane",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSwift
+        ),
+
+        /// The per-node agent.
+        .executableTarget(
+            name: "trellis-agent",
+            dependencies: [
+                "TrellisAgent",
+                "TrellisCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -235,6 +264,17 @@ let package = Package(
         .testTarget(
             name: "TrellisProcessTests",
             dependencies: ["TrellisProcess"],
+            swiftSettings: strictSwift
+        ),
+        /// The agent with real child processes, a real wire server playing
+        /// the control plane, and the real trellis-agent binary.
+        .testTarget(
+            name: "TrellisAgentTests",
+            dependencies: [
+                "TrellisAgent", "TrellisProto", "TrellisWire", "TrellisProcess", "TrellisTestSupport",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strictSwift
         ),
         .testTarget(

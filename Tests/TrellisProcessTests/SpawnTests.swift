@@ -49,3 +49,86 @@ import TrellisProcess
         }
     }
 }
+
+/// What the agent needs from Spawn: a working directory, pipes for the
+/// child's output, argv[0], and telling an exit code from a signal.
+@Suite struct SpawnAgentSupportTests {
+    /// Reads `descriptor` to end of file.
+    static func readAll(_ descriptor: Int32) -> String {
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+            if count > 0 { bytes += buffer[0..<count] } else if count == 0 || errno != EINTR { break }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    @Test func theChildRunsInItsWorkingDirectory() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("spawn-cwd-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let output = try Spawn.Pipe()
+        let pid = try Spawn.start("/bin/sh", ["-c", "pwd -P"], environment: [:], standardOutput: .descriptor(output.writeEnd),
+                                  workingDirectory: directory.path)
+        close(output.writeEnd)
+        defer { close(output.readEnd) }
+        let printed = Self.readAll(output.readEnd)
+        #expect(Spawn.reap(pid) == .exited(0))
+        let expected = URL(fileURLWithPath: directory.path).resolvingSymlinksInPath().path
+        #expect(printed == expected + "\n")
+    }
+
+    @Test func aMissingWorkingDirectoryFailsTheStart() {
+        #expect {
+            _ = try Spawn.start("/bin/true", [], environment: [:], workingDirectory: "/nonexistent/directory")
+        } throws: { error in
+            (error as? Spawn.Failure)?.errno == ENOENT
+        }
+    }
+
+    @Test func pipesCarryBothStreamsAndTheirEndsAreNotInherited() throws {
+        let out = try Spawn.Pipe()
+        let err = try Spawn.Pipe()
+        let pid = try Spawn.start(
+            "/bin/sh", ["-c", "echo to-out; echo to-err >&2; for f in /proc/$$/fd/*; do printf '%s ' ${f##*/} >&2; done"], environment: [:],
+            standardOutput: .descriptor(out.writeEnd), standardError: .descriptor(err.writeEnd))
+        close(out.writeEnd)
+        close(err.writeEnd)
+        defer {
+            close(out.readEnd)
+            close(err.readEnd)
+        }
+        #expect(Self.readAll(out.readEnd) == "to-out\n")
+        let errors = Self.readAll(err.readEnd)
+        #expect(errors.hasPrefix("to-err\n"))
+        // The parent's pipe ends (all above 2) never reach the child.
+        let descriptors = Set(errors.dropFirst("to-err\n".count).split(separator: " ").compactMap { Int32($0) })
+        for end in [out.readEnd, out.writeEnd, err.readEnd, err.writeEnd] where end > 2 {
+            #expect(!descriptors.contains(end), "descriptor \(end) leaked: \(descriptors.sorted())")
+        }
+        #expect(Spawn.reap(pid) == .exited(0))
+        // Both parent ends are close-on-exec.
+        #expect(fcntl(out.readEnd, F_GETFD) & FD_CLOEXEC != 0)
+    }
+
+    @Test func argumentZeroCanDifferFromThePath() throws {
+        let out = try Spawn.Pipe()
+        let pid = try Spawn.start("/bin/sh", ["-c", "echo $0"], argument0: "task-shell", environment: [:],
+                                  standardOutput: .descriptor(out.writeEnd))
+        close(out.writeEnd)
+        defer { close(out.readEnd) }
+        #expect(Self.readAll(out.readEnd) == "task-shell\n")
+        #expect(Spawn.reap(pid) == .exited(0))
+    }
+
+    @Test func terminationTellsExitCodesFromSignals() throws {
+        let exits = try Spawn.start("/bin/sh", ["-c", "exit 3"], environment: [:])
+        #expect(Spawn.reap(exits) == .exited(3))
+        let killed = try Spawn.start("/bin/sh", ["-c", "kill -KILL $$"], environment: [:])
+        // Exited but not reaped: still a zombie, so its id stays reserved.
+        Spawn.waitUntilExited(killed)
+        #expect(kill(killed, 0) == 0)
+        #expect(Spawn.reap(killed) == .signalled(SIGKILL))
+    }
+}
