@@ -95,6 +95,11 @@ struct TrellisAgentCommand: AsyncParsableCommand {
         let signal = await events.next()
         if let error = linkFailure.error {
             FileHandle.standardError.write(Data("trellis-agent: \(error)\n".utf8))
+            // Refused after a reconnect (a rotated token): leave no task
+            // running unsupervised.
+            agent.runner.beginDraining()
+            agent.runner.stopAll(.cancelled(reason: "the control plane refused the agent"))
+            _ = await agent.runner.waitUntilIdle(timeout: configuration.killGrace + .seconds(2))
             throw ExitCode.failure
         }
         logger.notice("received \(signal == SIGINT ? "SIGINT" : "SIGTERM"); draining")
