@@ -424,8 +424,7 @@ private final class PoolFixture: Sendable {
 
     /// A tick as if `offset` had passed since now.
     func tick(after offset: Duration) {
-        let micros = Int64(Date().timeIntervalSince1970 * 1_000_000) + offset.components.seconds * 1_000_000
-        host.tick(.with { $0.now = .with { $0.unixMicros = micros } })
+        host.tick(now: Date().addingTimeInterval(Double(offset.components.seconds)))
     }
 
     func shutdown() {

@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 import Synchronization
 public import TrellisProto
 
@@ -121,9 +121,15 @@ public final class ExecutorHost: Sendable {
         try instance(executor).call(\.adopt, request)
     }
 
-    /// The periodic tick, to every executor; failures are logged, not thrown.
-    public func tick(_ request: Trellis_V1_TickRequest) {
+    /// The periodic tick, to every executor, each with its own queued and
+    /// running counts (`counts` by executor name); failures are logged,
+    /// not thrown.
+    public func tick(now: Date, counts: [String: (queued: Int, running: Int)] = [:]) {
         for instance in executors.withLock({ Array($0.values) }) {
+            var request = Trellis_V1_TickRequest()
+            request.now.unixMicros = Int64((now.timeIntervalSince1970 * 1_000_000).rounded())
+            request.queued = Int64(counts[instance.library.name]?.queued ?? 0)
+            request.running = Int64(counts[instance.library.name]?.running ?? 0)
             do {
                 try instance.call(\.tick, request)
             } catch {

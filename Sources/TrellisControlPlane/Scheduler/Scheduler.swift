@@ -74,8 +74,21 @@ public actor Scheduler {
         }
         try await recordSLAMisses(running)
         try await dispatch()
+        try await tickExecutors()
         metrics?.observeLoop(ContinuousClock.now - started)
         metrics?.schedulerHeartbeat()
+    }
+
+    /// The executors' tick (their timers: retries of refused starts, adopt
+    /// graces, pool sizing), with each one's queued and running counts.
+    public func tickExecutors() async throws {
+        var counts: [String: (queued: Int, running: Int)] = [:]
+        for (executor, count) in try await store.activeTaskCounts() {
+            let name = executor.isEmpty ? settings.defaultExecutor : executor
+            let previous = counts[name] ?? (0, 0)
+            counts[name] = (previous.queued + count.queued, previous.running + count.running)
+        }
+        executors.tick(now: now(), counts: counts)
     }
 
     // MARK: Lost agents and SLAs
