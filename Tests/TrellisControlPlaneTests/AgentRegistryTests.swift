@@ -39,7 +39,10 @@ import TrellisWire
             let updates = Box<[Trellis_V1_AgentsUpdate]>([])
             let registry = AgentRegistry(
                 store: store, heartbeatTTL: .seconds(30), logger: Logger(label: "test"),
-                events: { records in events.withLock { $0 += records } },
+                events: { records in
+                    events.withLock { $0 += records }
+                    return true
+                },
                 changed: { update in updates.withLock { $0.append(update) } })
             let authenticator = TokenAuthenticator(store: store, agentToken: "join-secret", refreshInterval: .seconds(3_600))
             try await authenticator.refresh()

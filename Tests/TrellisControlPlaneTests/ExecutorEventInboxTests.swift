@@ -18,8 +18,8 @@ import TrellisProto
         for n in 0..<10 { inbox.post(event(n)) }
         let first = await inbox.take(maximum: 4)
         let rest = await inbox.take()
-        #expect(first?.map(\.event.attempt.attemptID) == ["0.0", "1.1", "2.2", "3.3"])
-        #expect(rest?.map(\.event.attempt.attemptID) == (4..<10).map { "\($0).\($0)" })
+        #expect(first?.records.map(\.event.attempt.attemptID) == ["0.0", "1.1", "2.2", "3.3"])
+        #expect(rest?.records.map(\.event.attempt.attemptID) == (4..<10).map { "\($0).\($0)" })
         #expect(inbox.count == 0)
     }
 
@@ -39,6 +39,35 @@ import TrellisProto
         #expect(sizes.reduce(0, +) == 1_000)
         inbox.post(event(1))  // after finish: ignored
         #expect(await inbox.take() == nil)
+    }
+
+    /// A post that waits is answered only when every batch carrying its
+    /// events was settled, and says whether all were recorded.
+    @Test func aWaitingPostLearnsWhetherItsEventsWereRecorded() async {
+        let inbox = ExecutorEventInbox()
+        let recorded = Task { await inbox.postAndWait((0..<5).map(self.event)) }
+        while inbox.count < 5 { await Task.yield() }
+        let failed = Task { await inbox.postAndWait([self.event(9)]) }
+        while inbox.count < 6 { await Task.yield() }
+        // The first post spans two batches; it is answered after both.
+        let first = await inbox.take(maximum: 3)!
+        let second = await inbox.take(maximum: 2)!
+        let third = await inbox.take()!
+        #expect(third.records.map(\.event.attempt.attemptID) == ["9.9"])
+        inbox.settle(first, recorded: true)
+        inbox.settle(third, recorded: false)
+        #expect(await failed.value == false)
+        inbox.settle(second, recorded: true)
+        #expect(await recorded.value == true)
+    }
+
+    @Test func finishingAnswersWaitingPostsWithFalse() async {
+        let inbox = ExecutorEventInbox()
+        let post = Task { await inbox.postAndWait([self.event(1)]) }
+        while inbox.count < 1 { await Task.yield() }
+        inbox.finish()
+        #expect(await post.value == false)
+        #expect(await inbox.postAndWait([self.event(2)]) == false)
     }
 
     @Test func cancellingTheTakerEndsItsWait() async {

@@ -135,7 +135,7 @@ private struct SchedulerFixture {
             _ = try host.load(path: try ChildProcess.builtProduct("libtrellis-executor-c-instant.so")) { _ in #"{"record_file": "\#(recordFile)"}"# }
             let scheduler = Scheduler(store: store, executors: host, settings: .init(defaultExecutor: "c-instant"), now: now)
             let consumer = Task {
-                while let batch = await events.take() { try? await scheduler.record(batch) }
+                while let batch = await events.take() { try? await scheduler.record(batch.records) }
             }
 
             try await store.submitDag(dag)
@@ -365,7 +365,7 @@ private final class Controller: Sendable {
         _ = try host.load(path: try ChildProcess.builtProduct("libtrellis-executor-c-instant.so")) { _ in #"{"record_file": "\#(record)"}"# }
         let scheduler = Scheduler(store: store, executors: host, settings: .init(defaultExecutor: "c-instant"))
         self.scheduler = scheduler
-        consumer = Task { while let batch = await events.take() { try? await scheduler.record(batch) } }
+        consumer = Task { while let batch = await events.take() { try? await scheduler.record(batch.records) } }
     }
 
     func stop() {

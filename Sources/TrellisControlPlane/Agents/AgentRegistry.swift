@@ -34,7 +34,7 @@ public final class AgentRegistry: AgentCalling, Sendable {
 
     private let store: StateStore
     private let heartbeatTTL: Duration
-    private let events: @Sendable ([ExecutorEventRecord]) -> Void
+    private let events: @Sendable ([ExecutorEventRecord]) async -> Bool
     private let changed: @Sendable (Trellis_V1_AgentsUpdate) -> Void
     private let logger: Logger
     private let now: @Sendable () -> Date
@@ -45,12 +45,14 @@ public final class AgentRegistry: AgentCalling, Sendable {
 
     /// - Parameters:
     ///   - events: where attempt events reported by agents go (the
-    ///     scheduler's inbox).
+    ///     scheduler's inbox); true once they are recorded in the database.
+    ///     An agent's report is acknowledged only then, so a crash in
+    ///     between loses nothing: the agent reports the events again.
     ///   - changed: told the whole list of registered agents whenever it
     ///     changes (the executor host's `agentsChanged`).
     public init(
         store: StateStore, heartbeatTTL: Duration, logger: Logger,
-        events: @escaping @Sendable ([ExecutorEventRecord]) -> Void,
+        events: @escaping @Sendable ([ExecutorEventRecord]) async -> Bool,
         changed: @escaping @Sendable (Trellis_V1_AgentsUpdate) -> Void,
         now: @escaping @Sendable () -> Date = Date.init
     ) {
@@ -115,7 +117,9 @@ public final class AgentRegistry: AgentCalling, Sendable {
             let records = request.events.filter(\.hasEvent).map {
                 ExecutorEventRecord(executor: $0.executor, event: $0.event, agent: name)
             }
-            if !records.isEmpty { events(records) }
+            guard await events(records) else {
+                throw WireError(.unavailable, "the events could not be recorded now; report them again")
+            }
             return Trellis_V1_ReportEventsResponse()
         }
         services.unary("/\(Self.service)/Drain", Trellis_V1_DrainAgentRequest.self) { [self] request, context in
@@ -196,7 +200,9 @@ public final class AgentRegistry: AgentCalling, Sendable {
         if !lost.isEmpty {
             logger.warning("agent re-registered without attempts the database had on it; they end lost",
                            metadata: ["agent": "\(name)", "attempts": "\(lost.map(\.event.attempt.attemptID))"])
-            events(lost)
+            guard await events(lost) else {
+                throw WireError(.unavailable, "could not record the attempts agent '\(name)' came back without; register again")
+            }
         }
 
         // Attempts it runs that are no longer wanted: the instance moved on

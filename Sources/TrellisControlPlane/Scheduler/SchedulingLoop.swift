@@ -39,9 +39,16 @@ public struct SchedulingLoop: Sendable {
             // arrived since the last batch.
             group.addTask {
                 while let batch = await events.take() {
-                    // A failed record leaves the attempts as they were; the
-                    // executor's next report or the timeout sweep settles them.
-                    try? await scheduler.record(batch, followUp: leading.isLeading)
+                    // A failed record leaves the attempts as they were; an
+                    // agent reports them again (its post is settled as not
+                    // recorded), and for other executors the timeout sweep
+                    // settles them.
+                    do {
+                        try await scheduler.record(batch.records, followUp: leading.isLeading)
+                        events.settle(batch, recorded: true)
+                    } catch {
+                        events.settle(batch, recorded: false)
+                    }
                 }
             }
             if let wakeups {

@@ -94,7 +94,7 @@ public final class ControlPlane: Sendable {
         let hostForAgents = Mutex<ExecutorHost?>(nil)
         let registry = AgentRegistry(
             store: store, heartbeatTTL: .milliseconds(configuration.heartbeatTTLMillis), logger: logger,
-            events: { records in for record in records { inbox.post(record) } },
+            events: { records in await inbox.postAndWait(records) },
             changed: { update in hostForAgents.withLock { $0 }?.agentsChanged(update) })
         let host = ExecutorHost(
             hostID: replica,
