@@ -16,6 +16,8 @@ final class ServedControlPlane: Sendable {
     let recordFile: String
     /// Where the first replica writes the admin token it creates.
     let adminTokenFile: String
+    /// The join token agents present.
+    let joinTokenFile: String
     let scratch: URL
     /// Every replica started, killed when the test ends however it ends.
     private let started = Mutex<[BackgroundProcess]>([])
@@ -29,8 +31,13 @@ final class ServedControlPlane: Sendable {
         try FileManager.default.createSymbolicLink(
             atPath: pluginDirectory + "/libtrellis-executor-c-instant.so",
             withDestinationPath: try ChildProcess.builtProduct("libtrellis-executor-c-instant.so"))
+        try FileManager.default.createSymbolicLink(
+            atPath: pluginDirectory + "/libtrellis-executor-persistent-pool.so",
+            withDestinationPath: try ChildProcess.builtProduct("libtrellis-executor-persistent-pool.so"))
         recordFile = scratch.appendingPathComponent("executions.tsv").path
         adminTokenFile = scratch.appendingPathComponent("admin-token").path
+        joinTokenFile = scratch.appendingPathComponent("join-token").path
+        try Data("join-\(UUID().uuidString)\n".utf8).write(to: URL(fileURLWithPath: joinTokenFile))
     }
 
     /// Starts a replica; returns once it printed where it serves.
@@ -41,6 +48,7 @@ final class ServedControlPlane: Sendable {
             "serve", "--database-url", url, "--rpc-address", "127.0.0.1:0", "--http-address", "127.0.0.1:0",
             "--plugin-dirs", pluginDirectory, "--default-executor", "c-instant", "--sweep-interval", "200ms",
             "--replica-name", name, "--log-level", "debug", "--bootstrap-admin-token-file", adminTokenFile,
+            "--agent-join-token-file", joinTokenFile,
         ] + extra, environment: environment, name: name)
         started.withLock { $0.append(process) }
         do {
@@ -48,6 +56,33 @@ final class ServedControlPlane: Sendable {
         } catch {
             await process.stop()
             throw error
+        }
+        return process
+    }
+
+    /// Starts a `trellis-agent` joined to `replica`; returns once the
+    /// control plane lists it as registered.
+    func startAgent(
+        _ name: String, on replica: BackgroundProcess, slots: Int = 4, labels: [String: String] = [:], extra: [String] = []
+    ) async throws -> BackgroundProcess {
+        let work = scratch.appendingPathComponent("agent-\(name)").path
+        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+        let labelArguments = labels.sorted { $0.key < $1.key }.flatMap { ["--label", "\($0.key)=\($0.value)"] }
+        let process = try BackgroundProcess(try ChildProcess.builtProduct("trellis-agent"), [
+            "--control-plane", "127.0.0.1:\(try Self.ports(of: replica).rpc)", "--token-file", joinTokenFile,
+            "--pool", "default", "--slots", "\(slots)", "--node-name", name, "--work-dir", work, "--log-level", "debug",
+        ] + labelArguments + extra, name: "agent \(name)")
+        started.withLock { $0.append(process) }
+        let api = try await api(replica)
+        defer { Task { await api.close() } }
+        do {
+            try await eventually("agent \(name) registered", timeout: .seconds(60)) {
+                if let status = process.exitStatus { throw BackgroundProcess.Failure("agent \(name) exited with \(status): \(process.stderr)") }
+                let agents: Trellis_V1_ListAgentsResponse = try await api.call("ListAgents", Trellis_V1_ListAgentsRequest())
+                return agents.agents.contains { $0.name == name && $0.connected && !$0.draining }
+            }
+        } catch {
+            throw BackgroundProcess.Failure("\(error)\nagent stderr:\n\(process.stderr)\ncontrol plane stderr:\n\(replica.stderr)")
         }
         return process
     }
