@@ -119,6 +119,16 @@ final class Spawned {
         throw BenchError(description: "the server did not start within \(timeout)")
     }
 
+    /// The `host:port` of the rpc address a `trellisd serve` printed.
+    func rpcAddress() throws -> String {
+        let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
+        guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("trellisd: serving rpc on ") }),
+              let address = line.dropFirst("trellisd: serving rpc on ".count).split(separator: ",").first else {
+            throw BenchError(description: "no rpc address in the server's output: \(text)")
+        }
+        return String(address)
+    }
+
     /// SIGTERM, then waits for it.
     func terminate() {
         kill(pid, SIGTERM)

@@ -22,11 +22,12 @@ struct TrellisBench {
         case "wire": { try await WireBenchmark.run() }
         case "store": { try await StoreBenchmark.run() }
         case "scheduler": { try await SchedulerBenchmark.run() }
+        case "pool": { try await PoolBenchmark.run() }
         default: nil
         }
     }
 
-    static let names = ["core", "wire", "store", "scheduler"]
+    static let names = ["core", "wire", "store", "scheduler", "pool"]
 
     static func main() async throws {
         let arguments = CommandLine.arguments.dropFirst()
