@@ -44,7 +44,15 @@ import TrellisWire
                 #expect(end.run.state == .success, "\(dag): \(end.tasks.map { "\($0.taskID)=\($0.state) \($0.failureReason)" })\n\(trellisd.stderr.suffix(4_000))")
                 #expect(end.tasks.allSatisfy { $0.agentName.hasPrefix("agent-") }, "\(dag): \(end.tasks.map(\.agentName))")
             }
-            // Logs are readable through the API, rendered templates included.
+            // Every task's log is readable through the API (each printed
+            // something but `count`, which only writes its result).
+            for (dag, run) in runs {
+                for task in try await api.grid(dag, run).tasks {
+                    let log = try await api.log(dag, run, task.taskID)
+                    #expect(task.taskID == "count" || !log.isEmpty, "\(dag).\(task.taskID) logged nothing")
+                }
+            }
+            // Rendered templates included.
             let chain = runs[0]
             #expect(try await api.log(chain.dag, chain.run, "extract").contains("extracting for run \(chain.run)"))
             let templates = runs[3]
