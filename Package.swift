@@ -111,6 +111,7 @@ let package = Package(
         .target(
             name: "TrellisControlPlane",
             dependencies: [
+                "TrellisLog",
                 "TrellisCore", "TrellisProto", "TrellisPluginABI", "TrellisStore", "TrellisWire",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "Yams", package: "Yams"),
@@ -150,6 +151,14 @@ let package = Package(
             swiftSettings: strictSwift
         ),
 
+        /// Trellis's swift-log handler (text or JSON lines), shared by
+        /// trellisd and trellis-agent.
+        .target(
+            name: "TrellisLog",
+            dependencies: ["TrellisCore", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strictSwift
+        ),
+
         /// Starting child processes that inherit only what they are given
         /// (tests' servers, benchmarks, the agent's task processes).
         .target(
@@ -161,9 +170,11 @@ let package = Package(
         .executableTarget(
             name: "trellisd",
             dependencies: [
+                "TrellisLog",
                 "TrellisCore",
                 "TrellisStore",
                 "TrellisControlPlane",
+                "TrellisProcess",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -174,8 +185,10 @@ let package = Package(
         .executableTarget(
             name: "trellis-agent",
             dependencies: [
+                "TrellisLog",
                 "TrellisAgent",
                 "TrellisCore",
+                "TrellisProcess",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -259,6 +272,11 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
+            swiftSettings: strictSwift
+        ),
+        .testTarget(
+            name: "TrellisLogTests",
+            dependencies: ["TrellisLog", "TrellisTestSupport", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strictSwift
         ),
         .testTarget(

@@ -2,13 +2,14 @@ import Foundation
 import Logging
 import TrellisAgent
 import TrellisCore
+import TrellisLog
 
 /// trellis-agent's options resolved from flags, then environment variables,
 /// then defaults, with every problem collected so that one run reports
 /// them all.
 struct AgentSettings {
     var configuration: Agent.Configuration
-    var logFormat: AgentLogHandler.Format
+    var logFormat: LogFormat
     var logLevel: Logger.Level
 
     struct Problems: Error {
@@ -85,9 +86,9 @@ struct AgentSettings {
         let killGrace = duration(options.killGrace, "TRELLIS_AGENT_KILL_GRACE", "--kill-grace", default: .seconds(10))
         let drainGrace = duration(options.drainGrace, "TRELLIS_AGENT_DRAIN_GRACE", "--drain-grace", default: .seconds(300))
 
-        var logFormat = AgentLogHandler.Format.text
+        var logFormat = LogFormat.text
         if let text = value(options.logFormat, "TRELLIS_AGENT_LOG_FORMAT") {
-            if let format = AgentLogHandler.Format(rawValue: text) { logFormat = format } else { problems.append("--log-format: '\(text)' is not text or json") }
+            if let format = LogFormat(rawValue: text) { logFormat = format } else { problems.append("--log-format: '\(text)' is not text or json") }
         }
         var logLevel = Logger.Level.info
         if let text = value(options.logLevel, "TRELLIS_AGENT_LOG_LEVEL") {

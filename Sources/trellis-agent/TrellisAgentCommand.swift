@@ -2,6 +2,8 @@ import ArgumentParser
 import Foundation
 import Logging
 import TrellisAgent
+import TrellisLog
+import TrellisProcess
 
 /// `trellis-agent`: runs on every node (a DaemonSet) or as a scaled worker;
 /// connects out to trellisd, registers, runs tasks as child processes,
@@ -72,7 +74,9 @@ struct TrellisAgentCommand: AsyncParsableCommand {
             FileHandle.standardError.write(Data("trellis-agent: invalid options:\n\(error.problems.map { "  \($0)" }.joined(separator: "\n"))\n".utf8))
             throw ExitCode(2)
         }
-        AgentLogHandler.bootstrap(format: settings.logFormat, level: settings.logLevel)
+        LoggingSystem.bootstrap { [settings] label in
+            TrellisLogHandler(label: label, format: settings.logFormat, level: settings.logLevel)
+        }
         let logger = Logger(label: "trellis-agent")
         let configuration = settings.configuration
 

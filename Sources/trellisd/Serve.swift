@@ -3,6 +3,8 @@ import Dispatch
 import Foundation
 import Logging
 import TrellisControlPlane
+import TrellisLog
+import TrellisProcess
 
 /// `trellisd serve`: runs one control-plane replica until SIGTERM or SIGINT.
 struct Serve: AsyncParsableCommand {
@@ -57,26 +59,3 @@ struct Serve: AsyncParsableCommand {
     }
 }
 
-/// Turns SIGTERM and SIGINT into an awaitable event instead of death.
-final class SignalWaiter: @unchecked Sendable {  // sources are only kept alive, never touched after init
-    private let stream: AsyncStream<Int32>
-    private let sources: [any DispatchSourceSignal]
-
-    init(_ signals: [Int32]) {
-        let (stream, continuation) = AsyncStream<Int32>.makeStream()
-        self.stream = stream
-        sources = signals.map { number in
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler { continuation.yield(number) }
-            source.resume()
-            return source
-        }
-    }
-
-    /// The next signal received.
-    func next() async -> Int32 {
-        var iterator = stream.makeAsyncIterator()
-        return await iterator.next() ?? SIGTERM
-    }
-}

@@ -253,23 +253,3 @@ import TrellisTestSupport
         }
     }
 }
-
-/// A value tests share with closures on other threads.
-final class Shared<Value: Sendable>: Sendable {
-    private let storage: Mutex<Value>
-
-    init(_ value: Value) {
-        storage = Mutex(value)
-    }
-
-    var value: Value {
-        get { storage.withLock { $0 } }
-        set { storage.withLock { $0 = newValue } }
-    }
-
-    /// Changes the value under the lock (`value.append(…)` would read and
-    /// write it under two).
-    func mutate(_ body: (inout Value) -> Void) {
-        storage.withLock { body(&$0) }
-    }
-}

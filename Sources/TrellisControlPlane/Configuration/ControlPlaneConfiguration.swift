@@ -1,5 +1,6 @@
 import Foundation
 import TrellisCore
+public import TrellisLog
 import Yams
 
 /// Everything `trellisd` is configured with: one YAML file, overridden by
@@ -43,13 +44,8 @@ public struct ControlPlaneConfiguration: Sendable, Hashable {
 
     public init() {}
 
-    public enum LogFormat: String, Sendable, Hashable, CaseIterable {
-        case text, json
-    }
-
-    public enum LogLevel: String, Sendable, Hashable, CaseIterable {
-        case trace, debug, info, notice, warning, error, critical
-    }
+    public typealias LogFormat = TrellisLog.LogFormat
+    public typealias LogLevel = TrellisLog.LogLevel
 
     /// Reads the configuration: defaults, then `file` (YAML text and the name
     /// to report it by), then `environment`, then `flags` (key → value, keys

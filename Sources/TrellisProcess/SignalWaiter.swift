@@ -1,14 +1,21 @@
 import Dispatch
-import Foundation
+#if canImport(Glibc)
+public import Glibc
+#elseif canImport(Darwin)
+public import Darwin
+#endif
 
-/// Turns SIGTERM and SIGINT into an awaitable event instead of death (as
-/// trellisd's serve does); `fire` injects an event of the agent's own.
-final class SignalWaiter: @unchecked Sendable {  // sources are only kept alive, never touched after init
+/// Turns signals (SIGTERM, SIGINT) into an awaitable event instead of the
+/// default action, so a server can shut down gracefully: `trellisd serve`
+/// and `trellis-agent` wait on one. `fire` injects an event of the
+/// program's own (0: not a signal).
+public final class SignalWaiter: @unchecked Sendable {  // sources are only kept alive, never touched after init
     private let stream: AsyncStream<Int32>
     private let continuation: AsyncStream<Int32>.Continuation
     private let sources: [any DispatchSourceSignal]
 
-    init(_ signals: [Int32]) {
+    /// Starts catching `signals`; their default action no longer applies.
+    public init(_ signals: [Int32]) {
         let (stream, continuation) = AsyncStream<Int32>.makeStream()
         self.stream = stream
         self.continuation = continuation
@@ -21,11 +28,11 @@ final class SignalWaiter: @unchecked Sendable {  // sources are only kept alive,
         }
     }
 
-    /// Wakes `next()` with `value` (0: not a signal).
-    func fire(_ value: Int32) { continuation.yield(value) }
+    /// Wakes `next()` with `value`.
+    public func fire(_ value: Int32) { continuation.yield(value) }
 
     /// The next signal received (or value fired).
-    func next() async -> Int32 {
+    public func next() async -> Int32 {
         var iterator = stream.makeAsyncIterator()
         return await iterator.next() ?? SIGTERM
     }

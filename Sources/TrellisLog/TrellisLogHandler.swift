@@ -2,7 +2,7 @@ public import Foundation
 public import Logging
 import TrellisCore
 
-/// trellisd's swift-log handler: one line per event, either text for people
+/// Trellis's swift-log handler (trellisd and trellis-agent): one line per event, either text for people
 /// (`2026-11-25T19:30:00.123Z info trellisd: message key=value`) or one
 /// JSON object for log collectors (`ts`, `level`, `logger`, `msg` and each
 /// metadata entry as a string field).
@@ -24,13 +24,13 @@ public struct TrellisLogHandler: LogHandler {
     /// The logger's label, written as `logger`.
     public let label: String
     /// Text or JSON.
-    public let format: ControlPlaneConfiguration.LogFormat
+    public let format: LogFormat
     private let sink: LogLineSink
     private let clock: @Sendable () -> Date
 
     public init(
         label: String,
-        format: ControlPlaneConfiguration.LogFormat,
+        format: LogFormat,
         level: Logger.Level = .info,
         sink: LogLineSink = .standardError,
         metadataProvider: Logger.MetadataProvider? = nil,

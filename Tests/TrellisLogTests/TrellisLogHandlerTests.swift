@@ -1,8 +1,9 @@
 import Foundation
 import Logging
 import Testing
+import TrellisTestSupport
 
-@testable import TrellisControlPlane
+@testable import TrellisLog
 
 /// The log handler's two formats, built directly (never through
 /// `LoggingSystem.bootstrap`, which a process allows only once).
@@ -12,7 +13,7 @@ import Testing
 
     /// A logger whose lines land in `lines`.
     static func logger(
-        _ format: ControlPlaneConfiguration.LogFormat, label: String = "trellisd", level: Logger.Level = .info,
+        _ format: LogFormat, label: String = "trellisd", level: Logger.Level = .info,
         into lines: Shared<[String]>, provider: Logger.MetadataProvider? = nil
     ) -> Logger {
         Logger(label: label) { label in
@@ -94,7 +95,7 @@ import Testing
         logger.warning("kept")
         #expect(lines.value.count == 1)
 
-        for level in ControlPlaneConfiguration.LogLevel.allCases {
+        for level in LogLevel.allCases {
             #expect(level.loggerLevel.rawValue == level.rawValue)
             let handler = TrellisLogging.makeFactory(format: .json, level: level)("x")
             #expect(handler.logLevel == level.loggerLevel)

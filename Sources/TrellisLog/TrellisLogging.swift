@@ -6,11 +6,11 @@ public enum TrellisLogging {
     /// `level` and above to `sink` (standard error by default).
     ///
     /// swift-log allows this once per process (a second call traps), so
-    /// only `trellisd`'s entry point calls it; tests build
+    /// only the binaries' entry points call it; tests build
     /// `TrellisLogHandler` directly instead.
     public static func bootstrap(
-        format: ControlPlaneConfiguration.LogFormat,
-        level: ControlPlaneConfiguration.LogLevel,
+        format: LogFormat,
+        level: LogLevel,
         sink: LogLineSink = .standardError
     ) {
         LoggingSystem.bootstrap(makeFactory(format: format, level: level, sink: sink))
@@ -19,8 +19,8 @@ public enum TrellisLogging {
     /// The handler factory `bootstrap` installs, for callers that compose
     /// handlers (a `MultiplexLogHandler`) or test the mapping.
     public static func makeFactory(
-        format: ControlPlaneConfiguration.LogFormat,
-        level: ControlPlaneConfiguration.LogLevel,
+        format: LogFormat,
+        level: LogLevel,
         sink: LogLineSink = .standardError
     ) -> @Sendable (String) -> TrellisLogHandler {
         let loggerLevel = level.loggerLevel
@@ -28,7 +28,18 @@ public enum TrellisLogging {
     }
 }
 
-extension ControlPlaneConfiguration.LogLevel {
+/// How log lines are written: text for people, one JSON object per line
+/// for log collectors.
+public enum LogFormat: String, Sendable, Hashable, CaseIterable {
+    case text, json
+}
+
+/// The least severity written, by swift-log's names.
+public enum LogLevel: String, Sendable, Hashable, CaseIterable {
+    case trace, debug, info, notice, warning, error, critical
+}
+
+extension LogLevel {
     /// The swift-log level of the same name.
     public var loggerLevel: Logger.Level {
         switch self {
