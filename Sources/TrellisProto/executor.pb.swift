@@ -473,7 +473,9 @@ public nonisolated struct Trellis_V1_AgentState: Sendable {
   /// Takes no more work.
   public var draining: Bool = false
 
-  /// Attempts it runs now (AttemptRef.attempt_id).
+  /// Attempts placed on it: running now, or ended while the control plane
+  /// was away and not yet reported (AttemptRef.attempt_id). An executor
+  /// must not start these anywhere else.
   public var runningAttemptIds: [String] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()

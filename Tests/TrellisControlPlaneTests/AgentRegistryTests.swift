@@ -245,6 +245,38 @@ import TrellisWire
         }
     }
 
+    /// An attempt an agent ran while the control plane was away stays
+    /// "placed" on it until its end is reported, so no executor starts it
+    /// anywhere again (found by the restart end-to-end test: a held
+    /// attempt that had already run was started a second time).
+    @Test func attemptsEndedWhileAwayStayPlacedUntilReported() async throws {
+        try await Self.with { fixture in
+            let agent = try await fixture.agent("node-5")
+            var registration = Self.registration("node-5")
+            registration.endedUnreported = [Trellis_V1_AgentAttempt.with { $0.attempt.attemptID = "8.8"; $0.executor = "persistent-pool" }]
+            let _: Trellis_V1_RegisterAgentResponse = try await Self.call(agent, "Register", registration)
+            #expect(fixture.lastUpdate?.agents.first?.runningAttemptIds == ["8.8"])
+
+            // A log chunk of it changes nothing; its end does.
+            var report = Trellis_V1_ReportEventsRequest()
+            report.events = [Trellis_V1_AgentEvent.with {
+                $0.executor = "persistent-pool"
+                $0.event.attempt.attemptID = "8.8"
+                $0.event.log.data = Data("tail\n".utf8)
+            }]
+            let _: Trellis_V1_ReportEventsResponse = try await Self.call(agent, "ReportEvents", report)
+            #expect(fixture.lastUpdate?.agents.first?.runningAttemptIds == ["8.8"])
+            report.events = [Trellis_V1_AgentEvent.with {
+                $0.executor = "persistent-pool"
+                $0.event.attempt.attemptID = "8.8"
+                $0.event.finished.outcome = .succeeded
+            }]
+            let _: Trellis_V1_ReportEventsResponse = try await Self.call(agent, "ReportEvents", report)
+            #expect(fixture.lastUpdate?.agents.first?.runningAttemptIds == [])
+            await agent.close()
+        }
+    }
+
     @Test func aClientCannotCallAgentMethods() async throws {
         try await Self.with { fixture in
             let token = try await fixture.store.createToken(name: "admin", role: .admin)

@@ -30,6 +30,10 @@ public final class AgentRegistry: AgentCalling, Sendable {
         /// Nil until it registered on this connection.
         var info: Trellis_V1_AgentInfo?
         var load = Trellis_V1_AgentLoad()
+        /// Attempts it said at registration had ended without being
+        /// reported, until their end is reported: placed on this agent, so
+        /// an executor must not start them anywhere again.
+        var endedUnreported: Set<String> = []
     }
 
     private let store: StateStore
@@ -113,13 +117,15 @@ public final class AgentRegistry: AgentCalling, Sendable {
         }
         services.unary("/\(Self.service)/ReportEvents", Trellis_V1_ReportEventsRequest.self) { [self] request, context in
             let name = try Self.agentName(context)
-            try update(name, load: request.hasLoad ? request.load : nil)
             let records = request.events.filter(\.hasEvent).map {
                 ExecutorEventRecord(executor: $0.executor, event: $0.event, agent: name)
             }
             guard await events(records) else {
                 throw WireError(.unavailable, "the events could not be recorded now; report them again")
             }
+            let reportedEnds = Set(records.filter { if case .finished? = $0.event.event { true } else { false } }
+                .map(\.event.attempt.attemptID))
+            try update(name, load: request.hasLoad ? request.load : nil, reportedEnds: reportedEnds)
             return Trellis_V1_ReportEventsResponse()
         }
         services.unary("/\(Self.service)/Drain", Trellis_V1_DrainAgentRequest.self) { [self] request, context in
@@ -169,6 +175,7 @@ public final class AgentRegistry: AgentCalling, Sendable {
             guard agents[name] != nil else { return false }
             agents[name]?.info = info
             agents[name]?.load = request.load
+            agents[name]?.endedUnreported = Set(request.endedUnreported.map(\.attempt.attemptID))
             return true
         }
         guard known else { throw WireError(.unavailable, "agent '\(name)' disconnected while registering") }
@@ -222,12 +229,19 @@ public final class AgentRegistry: AgentCalling, Sendable {
     }
 
     /// Records an agent's new load; tells the executors when it changed.
-    private func update(_ name: String, load: Trellis_V1_AgentLoad?) throws(WireError) {
+    private func update(_ name: String, load: Trellis_V1_AgentLoad?, reportedEnds: Set<String> = []) throws(WireError) {
         let changed = try agents.withLock { agents throws(WireError) -> Bool in
             let agent = try Self.registeredAgent(agents, name)
-            guard let load, load != agent.load else { return false }
-            agents[name]?.load = load
-            return true
+            var changed = false
+            if !reportedEnds.isDisjoint(with: agent.endedUnreported) {
+                agents[name]?.endedUnreported.subtract(reportedEnds)
+                changed = true
+            }
+            if let load, load != agent.load {
+                agents[name]?.load = load
+                changed = true
+            }
+            return changed
         }
         if changed { notifyChanged() }
     }
@@ -245,7 +259,8 @@ public final class AgentRegistry: AgentCalling, Sendable {
                 state.slots = info.slots
                 state.freeSlots = agent.load.freeSlots
                 state.draining = agent.load.draining
-                state.runningAttemptIds = agent.load.running.map(\.attempt.attemptID)
+                // Ended but not yet reported counts as placed here too.
+                state.runningAttemptIds = agent.load.running.map(\.attempt.attemptID) + agent.endedUnreported.sorted()
                 return state
             }
         }.sorted { $0.name < $1.name }

@@ -312,7 +312,9 @@ struct  Trellis__V1__AgentState
    */
   protobuf_c_boolean draining;
   /*
-   * Attempts it runs now (AttemptRef.attempt_id).
+   * Attempts placed on it: running now, or ended while the control plane
+   * was away and not yet reported (AttemptRef.attempt_id). An executor
+   * must not start these anywhere else.
    */
   size_t n_running_attempt_ids;
   char **running_attempt_ids;
