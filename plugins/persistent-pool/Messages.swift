@@ -176,9 +176,12 @@ struct FinishedEvent: Sendable {
     }
 }
 
-/// proto/trellis/v1/agent.proto's AgentWorker requests, encoded by hand
-/// (protobuf wire format; the tests decode them with the generated Swift
-/// types, so a drift from agent.proto fails there).
+/// The AgentWorker requests (service in agent.proto; the messages are
+/// executor.proto's, in the C SDK). CancelTask goes through protobuf-c;
+/// StartTask
+/// splices the assignment's bytes, as the host gave them, into field 1
+/// instead of decoding and re-encoding them; the tests decode every
+/// request with the generated Swift types, so a drift fails there.
 enum AgentWire {
     static let startTask = "/trellis.v1.AgentWorker/StartTask"
     static let cancelTask = "/trellis.v1.AgentWorker/CancelTask"
@@ -192,33 +195,34 @@ enum AgentWire {
         return bytes
     }
 
-    /// CancelTaskRequest { AttemptRef attempt = 1; string reason = 2; }
+    /// The bytes of a CancelTaskRequest (C SDK).
     static func cancelTaskRequest(attemptID: String, fencingToken: Int64, reason: String) -> [UInt8] {
-        var bytes: [UInt8] = []
-        appendLengthDelimited(field: 1, Messages.packAttemptRef(attemptID: attemptID, fencingToken: fencingToken), to: &bytes)
-        if !reason.isEmpty { appendLengthDelimited(field: 2, Array(reason.utf8), to: &bytes) }
-        return bytes
-    }
-
-    /// CancelTaskResponse { bool was_running = 1; }; nil if undecodable.
-    static func wasRunning(_ response: UnsafeRawBufferPointer) -> Bool? {
-        var index = 0
-        var result = false
-        while index < response.count {
-            guard let key = varint(response, &index) else { return nil }
-            switch key & 7 {
-            case 0:
-                guard let value = varint(response, &index) else { return nil }
-                if key >> 3 == 1 { result = value != 0 }
-            case 2:
-                guard let length = varint(response, &index), length <= UInt64(response.count - index) else { return nil }
-                index += Int(length)
-            case 1: index += 8
-            case 5: index += 4
-            default: return nil
+        attemptID.withCString { id in
+            reason.withCString { why in
+                var ref = Trellis__V1__AttemptRef()
+                trellis__v1__attempt_ref__init(&ref)
+                ref.attempt_id = UnsafeMutablePointer(mutating: id)
+                ref.fencing_token = fencingToken
+                return withUnsafeMutablePointer(to: &ref) { refPointer in
+                    var request = Trellis__V1__CancelTaskRequest()
+                    trellis__v1__cancel_task_request__init(&request)
+                    request.attempt = refPointer
+                    request.reason = UnsafeMutablePointer(mutating: why)
+                    let size = trellis__v1__cancel_task_request__get_packed_size(&request)
+                    var bytes = [UInt8](repeating: 0, count: size)
+                    bytes.withUnsafeMutableBufferPointer { _ = trellis__v1__cancel_task_request__pack(&request, $0.baseAddress) }
+                    return bytes
+                }
             }
         }
-        return index == response.count ? result : nil
+    }
+
+    /// CancelTaskResponse.was_running (C SDK); nil if undecodable.
+    static func wasRunning(_ response: UnsafeRawBufferPointer) -> Bool? {
+        guard let decoded = trellis__v1__cancel_task_response__unpack(
+            nil, response.count, response.baseAddress?.assumingMemoryBound(to: UInt8.self)) else { return nil }
+        defer { trellis__v1__cancel_task_response__free_unpacked(decoded, nil) }
+        return decoded.pointee.was_running != 0
     }
 
     private static func appendLengthDelimited(field: UInt64, _ payload: some Collection<UInt8>, to bytes: inout [UInt8]) {
@@ -234,18 +238,5 @@ enum AgentWire {
             rest >>= 7
         }
         bytes.append(UInt8(rest))
-    }
-
-    private static func varint(_ bytes: UnsafeRawBufferPointer, _ index: inout Int) -> UInt64? {
-        var value: UInt64 = 0
-        var shift: UInt64 = 0
-        while index < bytes.count, shift < 64 {
-            let byte = bytes[index]
-            index += 1
-            value |= UInt64(byte & 0x7F) << shift
-            if byte & 0x80 == 0 { return value }
-            shift += 7
-        }
-        return nil
     }
 }

@@ -31,6 +31,10 @@ typedef struct Trellis__V1__AttemptFinished Trellis__V1__AttemptFinished;
 typedef struct Trellis__V1__AgentsUpdate Trellis__V1__AgentsUpdate;
 typedef struct Trellis__V1__AgentState Trellis__V1__AgentState;
 typedef struct Trellis__V1__AgentState__LabelsEntry Trellis__V1__AgentState__LabelsEntry;
+typedef struct Trellis__V1__StartTaskRequest Trellis__V1__StartTaskRequest;
+typedef struct Trellis__V1__StartTaskResponse Trellis__V1__StartTaskResponse;
+typedef struct Trellis__V1__CancelTaskRequest Trellis__V1__CancelTaskRequest;
+typedef struct Trellis__V1__CancelTaskResponse Trellis__V1__CancelTaskResponse;
 
 
 /* --- enums --- */
@@ -324,6 +328,58 @@ struct  Trellis__V1__AgentState
     , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, 0, 0, 0, 0,NULL }
 
 
+/*
+ * The calls an agent-dispatching executor makes through the host's
+ * call_agent: `/trellis.v1.AgentWorker/StartTask` and `/CancelTask`
+ * (service AgentWorker in agent.proto).
+ */
+struct  Trellis__V1__StartTaskRequest
+{
+  ProtobufCMessage base;
+  Trellis__V1__TaskAssignment *assignment;
+  /*
+   * The executor dispatching it, echoed in the attempt's events.
+   */
+  char *executor;
+};
+#define TRELLIS__V1__START_TASK_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&trellis__v1__start_task_request__descriptor) \
+    , NULL, (char *)protobuf_c_empty_string }
+
+
+struct  Trellis__V1__StartTaskResponse
+{
+  ProtobufCMessage base;
+};
+#define TRELLIS__V1__START_TASK_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&trellis__v1__start_task_response__descriptor) \
+     }
+
+
+struct  Trellis__V1__CancelTaskRequest
+{
+  ProtobufCMessage base;
+  Trellis__V1__AttemptRef *attempt;
+  char *reason;
+};
+#define TRELLIS__V1__CANCEL_TASK_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&trellis__v1__cancel_task_request__descriptor) \
+    , NULL, (char *)protobuf_c_empty_string }
+
+
+struct  Trellis__V1__CancelTaskResponse
+{
+  ProtobufCMessage base;
+  /*
+   * False when the agent did not run the attempt (already ended or never started).
+   */
+  protobuf_c_boolean was_running;
+};
+#define TRELLIS__V1__CANCEL_TASK_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&trellis__v1__cancel_task_response__descriptor) \
+    , 0 }
+
+
 /* Trellis__V1__ExecutorConfig methods */
 void   trellis__v1__executor_config__init
                      (Trellis__V1__ExecutorConfig         *message);
@@ -574,6 +630,82 @@ Trellis__V1__AgentState *
 void   trellis__v1__agent_state__free_unpacked
                      (Trellis__V1__AgentState *message,
                       ProtobufCAllocator *allocator);
+/* Trellis__V1__StartTaskRequest methods */
+void   trellis__v1__start_task_request__init
+                     (Trellis__V1__StartTaskRequest         *message);
+size_t trellis__v1__start_task_request__get_packed_size
+                     (const Trellis__V1__StartTaskRequest   *message);
+size_t trellis__v1__start_task_request__pack
+                     (const Trellis__V1__StartTaskRequest   *message,
+                      uint8_t             *out);
+size_t trellis__v1__start_task_request__pack_to_buffer
+                     (const Trellis__V1__StartTaskRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Trellis__V1__StartTaskRequest *
+       trellis__v1__start_task_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   trellis__v1__start_task_request__free_unpacked
+                     (Trellis__V1__StartTaskRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Trellis__V1__StartTaskResponse methods */
+void   trellis__v1__start_task_response__init
+                     (Trellis__V1__StartTaskResponse         *message);
+size_t trellis__v1__start_task_response__get_packed_size
+                     (const Trellis__V1__StartTaskResponse   *message);
+size_t trellis__v1__start_task_response__pack
+                     (const Trellis__V1__StartTaskResponse   *message,
+                      uint8_t             *out);
+size_t trellis__v1__start_task_response__pack_to_buffer
+                     (const Trellis__V1__StartTaskResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Trellis__V1__StartTaskResponse *
+       trellis__v1__start_task_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   trellis__v1__start_task_response__free_unpacked
+                     (Trellis__V1__StartTaskResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Trellis__V1__CancelTaskRequest methods */
+void   trellis__v1__cancel_task_request__init
+                     (Trellis__V1__CancelTaskRequest         *message);
+size_t trellis__v1__cancel_task_request__get_packed_size
+                     (const Trellis__V1__CancelTaskRequest   *message);
+size_t trellis__v1__cancel_task_request__pack
+                     (const Trellis__V1__CancelTaskRequest   *message,
+                      uint8_t             *out);
+size_t trellis__v1__cancel_task_request__pack_to_buffer
+                     (const Trellis__V1__CancelTaskRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Trellis__V1__CancelTaskRequest *
+       trellis__v1__cancel_task_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   trellis__v1__cancel_task_request__free_unpacked
+                     (Trellis__V1__CancelTaskRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Trellis__V1__CancelTaskResponse methods */
+void   trellis__v1__cancel_task_response__init
+                     (Trellis__V1__CancelTaskResponse         *message);
+size_t trellis__v1__cancel_task_response__get_packed_size
+                     (const Trellis__V1__CancelTaskResponse   *message);
+size_t trellis__v1__cancel_task_response__pack
+                     (const Trellis__V1__CancelTaskResponse   *message,
+                      uint8_t             *out);
+size_t trellis__v1__cancel_task_response__pack_to_buffer
+                     (const Trellis__V1__CancelTaskResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Trellis__V1__CancelTaskResponse *
+       trellis__v1__cancel_task_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   trellis__v1__cancel_task_response__free_unpacked
+                     (Trellis__V1__CancelTaskResponse *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
 typedef void (*Trellis__V1__ExecutorConfig_Closure)
@@ -618,6 +750,18 @@ typedef void (*Trellis__V1__AgentState__LabelsEntry_Closure)
 typedef void (*Trellis__V1__AgentState_Closure)
                  (const Trellis__V1__AgentState *message,
                   void *closure_data);
+typedef void (*Trellis__V1__StartTaskRequest_Closure)
+                 (const Trellis__V1__StartTaskRequest *message,
+                  void *closure_data);
+typedef void (*Trellis__V1__StartTaskResponse_Closure)
+                 (const Trellis__V1__StartTaskResponse *message,
+                  void *closure_data);
+typedef void (*Trellis__V1__CancelTaskRequest_Closure)
+                 (const Trellis__V1__CancelTaskRequest *message,
+                  void *closure_data);
+typedef void (*Trellis__V1__CancelTaskResponse_Closure)
+                 (const Trellis__V1__CancelTaskResponse *message,
+                  void *closure_data);
 
 /* --- services --- */
 
@@ -640,6 +784,10 @@ extern const ProtobufCMessageDescriptor trellis__v1__attempt_finished__descripto
 extern const ProtobufCMessageDescriptor trellis__v1__agents_update__descriptor;
 extern const ProtobufCMessageDescriptor trellis__v1__agent_state__descriptor;
 extern const ProtobufCMessageDescriptor trellis__v1__agent_state__labels_entry__descriptor;
+extern const ProtobufCMessageDescriptor trellis__v1__start_task_request__descriptor;
+extern const ProtobufCMessageDescriptor trellis__v1__start_task_response__descriptor;
+extern const ProtobufCMessageDescriptor trellis__v1__cancel_task_request__descriptor;
+extern const ProtobufCMessageDescriptor trellis__v1__cancel_task_response__descriptor;
 
 PROTOBUF_C__END_DECLS
 

@@ -598,6 +598,186 @@ void   trellis__v1__agent_state__free_unpacked
   assert(message->base.descriptor == &trellis__v1__agent_state__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   trellis__v1__start_task_request__init
+                     (Trellis__V1__StartTaskRequest         *message)
+{
+  static const Trellis__V1__StartTaskRequest init_value = TRELLIS__V1__START_TASK_REQUEST__INIT;
+  *message = init_value;
+}
+size_t trellis__v1__start_task_request__get_packed_size
+                     (const Trellis__V1__StartTaskRequest *message)
+{
+  assert(message->base.descriptor == &trellis__v1__start_task_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t trellis__v1__start_task_request__pack
+                     (const Trellis__V1__StartTaskRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &trellis__v1__start_task_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t trellis__v1__start_task_request__pack_to_buffer
+                     (const Trellis__V1__StartTaskRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &trellis__v1__start_task_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Trellis__V1__StartTaskRequest *
+       trellis__v1__start_task_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Trellis__V1__StartTaskRequest *)
+     protobuf_c_message_unpack (&trellis__v1__start_task_request__descriptor,
+                                allocator, len, data);
+}
+void   trellis__v1__start_task_request__free_unpacked
+                     (Trellis__V1__StartTaskRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &trellis__v1__start_task_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   trellis__v1__start_task_response__init
+                     (Trellis__V1__StartTaskResponse         *message)
+{
+  static const Trellis__V1__StartTaskResponse init_value = TRELLIS__V1__START_TASK_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t trellis__v1__start_task_response__get_packed_size
+                     (const Trellis__V1__StartTaskResponse *message)
+{
+  assert(message->base.descriptor == &trellis__v1__start_task_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t trellis__v1__start_task_response__pack
+                     (const Trellis__V1__StartTaskResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &trellis__v1__start_task_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t trellis__v1__start_task_response__pack_to_buffer
+                     (const Trellis__V1__StartTaskResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &trellis__v1__start_task_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Trellis__V1__StartTaskResponse *
+       trellis__v1__start_task_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Trellis__V1__StartTaskResponse *)
+     protobuf_c_message_unpack (&trellis__v1__start_task_response__descriptor,
+                                allocator, len, data);
+}
+void   trellis__v1__start_task_response__free_unpacked
+                     (Trellis__V1__StartTaskResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &trellis__v1__start_task_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   trellis__v1__cancel_task_request__init
+                     (Trellis__V1__CancelTaskRequest         *message)
+{
+  static const Trellis__V1__CancelTaskRequest init_value = TRELLIS__V1__CANCEL_TASK_REQUEST__INIT;
+  *message = init_value;
+}
+size_t trellis__v1__cancel_task_request__get_packed_size
+                     (const Trellis__V1__CancelTaskRequest *message)
+{
+  assert(message->base.descriptor == &trellis__v1__cancel_task_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t trellis__v1__cancel_task_request__pack
+                     (const Trellis__V1__CancelTaskRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &trellis__v1__cancel_task_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t trellis__v1__cancel_task_request__pack_to_buffer
+                     (const Trellis__V1__CancelTaskRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &trellis__v1__cancel_task_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Trellis__V1__CancelTaskRequest *
+       trellis__v1__cancel_task_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Trellis__V1__CancelTaskRequest *)
+     protobuf_c_message_unpack (&trellis__v1__cancel_task_request__descriptor,
+                                allocator, len, data);
+}
+void   trellis__v1__cancel_task_request__free_unpacked
+                     (Trellis__V1__CancelTaskRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &trellis__v1__cancel_task_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   trellis__v1__cancel_task_response__init
+                     (Trellis__V1__CancelTaskResponse         *message)
+{
+  static const Trellis__V1__CancelTaskResponse init_value = TRELLIS__V1__CANCEL_TASK_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t trellis__v1__cancel_task_response__get_packed_size
+                     (const Trellis__V1__CancelTaskResponse *message)
+{
+  assert(message->base.descriptor == &trellis__v1__cancel_task_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t trellis__v1__cancel_task_response__pack
+                     (const Trellis__V1__CancelTaskResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &trellis__v1__cancel_task_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t trellis__v1__cancel_task_response__pack_to_buffer
+                     (const Trellis__V1__CancelTaskResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &trellis__v1__cancel_task_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Trellis__V1__CancelTaskResponse *
+       trellis__v1__cancel_task_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Trellis__V1__CancelTaskResponse *)
+     protobuf_c_message_unpack (&trellis__v1__cancel_task_response__descriptor,
+                                allocator, len, data);
+}
+void   trellis__v1__cancel_task_response__free_unpacked
+                     (Trellis__V1__CancelTaskResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &trellis__v1__cancel_task_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 static const ProtobufCFieldDescriptor trellis__v1__executor_config__field_descriptors[3] =
 {
   {
@@ -1531,6 +1711,164 @@ const ProtobufCMessageDescriptor trellis__v1__agent_state__descriptor =
   trellis__v1__agent_state__field_indices_by_name,
   1,  trellis__v1__agent_state__number_ranges,
   (ProtobufCMessageInit) trellis__v1__agent_state__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor trellis__v1__start_task_request__field_descriptors[2] =
+{
+  {
+    "assignment",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Trellis__V1__StartTaskRequest, assignment),
+    &trellis__v1__task_assignment__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "executor",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Trellis__V1__StartTaskRequest, executor),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned trellis__v1__start_task_request__field_indices_by_name[] = {
+  0,   /* field[0] = assignment */
+  1,   /* field[1] = executor */
+};
+static const ProtobufCIntRange trellis__v1__start_task_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor trellis__v1__start_task_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "trellis.v1.StartTaskRequest",
+  "StartTaskRequest",
+  "Trellis__V1__StartTaskRequest",
+  "trellis.v1",
+  sizeof(Trellis__V1__StartTaskRequest),
+  2,
+  trellis__v1__start_task_request__field_descriptors,
+  trellis__v1__start_task_request__field_indices_by_name,
+  1,  trellis__v1__start_task_request__number_ranges,
+  (ProtobufCMessageInit) trellis__v1__start_task_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+#define trellis__v1__start_task_response__field_descriptors NULL
+#define trellis__v1__start_task_response__field_indices_by_name NULL
+#define trellis__v1__start_task_response__number_ranges NULL
+const ProtobufCMessageDescriptor trellis__v1__start_task_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "trellis.v1.StartTaskResponse",
+  "StartTaskResponse",
+  "Trellis__V1__StartTaskResponse",
+  "trellis.v1",
+  sizeof(Trellis__V1__StartTaskResponse),
+  0,
+  trellis__v1__start_task_response__field_descriptors,
+  trellis__v1__start_task_response__field_indices_by_name,
+  0,  trellis__v1__start_task_response__number_ranges,
+  (ProtobufCMessageInit) trellis__v1__start_task_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor trellis__v1__cancel_task_request__field_descriptors[2] =
+{
+  {
+    "attempt",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Trellis__V1__CancelTaskRequest, attempt),
+    &trellis__v1__attempt_ref__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "reason",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Trellis__V1__CancelTaskRequest, reason),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned trellis__v1__cancel_task_request__field_indices_by_name[] = {
+  0,   /* field[0] = attempt */
+  1,   /* field[1] = reason */
+};
+static const ProtobufCIntRange trellis__v1__cancel_task_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor trellis__v1__cancel_task_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "trellis.v1.CancelTaskRequest",
+  "CancelTaskRequest",
+  "Trellis__V1__CancelTaskRequest",
+  "trellis.v1",
+  sizeof(Trellis__V1__CancelTaskRequest),
+  2,
+  trellis__v1__cancel_task_request__field_descriptors,
+  trellis__v1__cancel_task_request__field_indices_by_name,
+  1,  trellis__v1__cancel_task_request__number_ranges,
+  (ProtobufCMessageInit) trellis__v1__cancel_task_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor trellis__v1__cancel_task_response__field_descriptors[1] =
+{
+  {
+    "was_running",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Trellis__V1__CancelTaskResponse, was_running),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned trellis__v1__cancel_task_response__field_indices_by_name[] = {
+  0,   /* field[0] = was_running */
+};
+static const ProtobufCIntRange trellis__v1__cancel_task_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor trellis__v1__cancel_task_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "trellis.v1.CancelTaskResponse",
+  "CancelTaskResponse",
+  "Trellis__V1__CancelTaskResponse",
+  "trellis.v1",
+  sizeof(Trellis__V1__CancelTaskResponse),
+  1,
+  trellis__v1__cancel_task_response__field_descriptors,
+  trellis__v1__cancel_task_response__field_indices_by_name,
+  1,  trellis__v1__cancel_task_response__number_ranges,
+  (ProtobufCMessageInit) trellis__v1__cancel_task_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCEnumValue trellis__v1__log_stream__enum_values_by_number[3] =
