@@ -73,6 +73,29 @@ import TrellisWire
         }
     }
 
+    @Test func aPostgresLeftByAKilledStandaloneIsStoppedByTheNextStart() async throws {
+        try await StandaloneFixture.with { fixture in
+            let first = try await fixture.start()
+            let token = try fixture.clientConfig().token
+            let orphan = try fixture.postmasterPID()
+            // SIGKILL: no clean stop; pg_ctl detached the server, so it lives on.
+            first.signal(SIGKILL)
+            await first.wait()
+            #expect(StandaloneFixture.runs(orphan))
+
+            let second = try await fixture.start()
+            try await eventually("the orphaned postgres \(orphan) exits", timeout: .seconds(30)) { !StandaloneFixture.runs(orphan) }
+            #expect(try fixture.postmasterPID() != orphan)
+            #expect(try fixture.clientConfig().token == token)
+            let api = try await fixture.api(second)
+            let status: Trellis_V1_ServerStatusResponse = try await api.call("ServerStatus", Trellis_V1_ServerStatusRequest())
+            #expect(status.connectedAgents == 1)
+            await api.close()
+            second.signal(SIGINT)
+            #expect(await second.wait() == 0)
+        }
+    }
+
     @Test func anRPCPortInUseFailsClearlyAndStopsThePostgresItStarted() async throws {
         try await StandaloneFixture.with { fixture in
             let listener = try LoopbackListener()
