@@ -175,6 +175,8 @@ let package = Package(
                 "TrellisStore",
                 "TrellisControlPlane",
                 "TrellisProcess",
+                // `trellisd standalone` runs an agent in-process.
+                "TrellisAgent",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

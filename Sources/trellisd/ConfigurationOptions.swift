@@ -54,17 +54,20 @@ struct ConfigurationOptions: ParsableArguments {
         return Dictionary(uniqueKeysWithValues: given.compactMap { key, value in value.map { (key, $0) } })
     }
 
-    /// Loads the configuration; a problem in any source exits 2 with every
-    /// problem listed.
-    func load(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> ControlPlaneConfiguration {
+    /// Loads the configuration over `defaults`; a problem in any source
+    /// exits 2 with every problem listed.
+    func load(
+        defaults: ControlPlaneConfiguration = ControlPlaneConfiguration(),
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws -> ControlPlaneConfiguration {
         do {
-            return try loadOrDescribe(environment: environment)
+            return try loadOrDescribe(defaults: defaults, environment: environment)
         } catch let error as ConfigurationExit {
             throw ConfigurationExit.exit(error)
         }
     }
 
-    private func loadOrDescribe(environment: [String: String]) throws -> ControlPlaneConfiguration {
+    private func loadOrDescribe(defaults: ControlPlaneConfiguration, environment: [String: String]) throws -> ControlPlaneConfiguration {
         var file: (text: String, name: String)?
         if let configFile {
             do {
@@ -74,7 +77,7 @@ struct ConfigurationOptions: ParsableArguments {
             }
         }
         do {
-            return try ControlPlaneConfiguration.load(file: file, environment: environment, flags: flags)
+            return try ControlPlaneConfiguration.load(defaults: defaults, file: file, environment: environment, flags: flags)
         } catch {
             throw ConfigurationExit("invalid configuration:\n" + error.problems.map { "  \($0)" }.joined(separator: "\n"))
         }

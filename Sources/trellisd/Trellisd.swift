@@ -12,6 +12,6 @@ struct Trellisd: AsyncParsableCommand {
             flags; docs/configuration.md lists them all.
             """,
         version: TrellisVersion.current,
-        subcommands: [Serve.self, Migrate.self]
+        subcommands: [Serve.self, Migrate.self, Standalone.self]
     )
 }

@@ -54,7 +54,8 @@ import TrellisTestSupport
 }
 
 /// Every flag docs/configuration.md documents is one trellisd accepts:
-/// `serve` takes them all, `migrate` those of the configuration keys.
+/// `serve` takes them all but standalone's own, `migrate` those of the
+/// configuration keys, `standalone` the keys and its own.
 @Suite struct TrellisdFlagTests {
     static func flags(in text: some StringProtocol) -> [String] {
         text.split(separator: "`").filter { $0.hasPrefix("--") }.map { String($0.split(separator: " ")[0]) }
@@ -65,14 +66,22 @@ import TrellisTestSupport
             .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("docs/configuration.md"), encoding: .utf8)
         let serveSection = try #require(docs.range(of: "`trellisd serve` runs one")).lowerBound
-        let all = Self.flags(in: docs)
+        let standaloneSection = try #require(docs.range(of: "## `trellisd standalone`")).lowerBound
+        let all = Self.flags(in: docs[..<standaloneSection])
         let keys = Self.flags(in: docs[..<serveSection])
+        let standaloneOwn = Self.flags(in: docs[standaloneSection...])
         #expect(keys.count >= 16)
         #expect(all.count > keys.count)
         let trellisd = try ChildProcess.builtProduct("trellisd")
         let serve = try await ChildProcess.run(trellisd, ["serve", "--help"])
         for flag in all {
             #expect(serve.stdout.contains(flag + " "), "trellisd serve --help does not list \(flag)")
+        }
+        #expect(standaloneOwn.count >= 7)
+        let standalone = try await ChildProcess.run(trellisd, ["standalone", "--help"])
+        // --wait-timeout is migrate's and serve's: standalone waits for its own PostgreSQL.
+        for flag in keys + standaloneOwn where flag != "--wait-timeout" {
+            #expect(standalone.stdout.contains(flag + " "), "trellisd standalone --help does not list \(flag)")
         }
         let migrate = try await ChildProcess.run(trellisd, ["migrate", "--help"])
         for flag in keys {

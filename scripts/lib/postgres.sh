@@ -5,8 +5,8 @@
 #                          PG_CLUSTER_PORT, PG_CLUSTER_DIR, PG_BINDIR
 #   pg_cluster_stop        stop it and remove DIR (safe to call twice)
 #   pg_cluster_restart DIR start a stopped cluster again with its options and port
-#   pg_cluster_remove DIR  stop the cluster in DIR (any, not only the current one)
-#                          and remove DIR
+#   pg_cluster_remove DIR  stop the cluster in DIR (any, not only the current one;
+#                          also a standalone's under DIR) and remove DIR
 #   pg_as_owner CMD...     run CMD as the cluster's owner (postgres when root)
 # PostgreSQL refuses to run as root, so as root the cluster belongs to the
 # `postgres` user; otherwise to the caller.
@@ -77,13 +77,16 @@ pg_cluster_restart() {
 }
 
 pg_cluster_remove() {
-    local dir=$1
+    local dir=$1 pidfile data
     [ -d "$dir" ] || return 0
-    if [ -f "$dir/data/postmaster.pid" ]; then
-        pg_as_owner "$PG_BINDIR/pg_ctl" -D "$dir/data" -m fast -w -t 30 stop >/dev/null 2>&1 \
-            || pg_as_owner "$PG_BINDIR/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 \
+    # A test cluster keeps its data in DIR/data; a `trellisd standalone` a
+    # test started, in DIR/<data-dir>/postgres: stop every server found.
+    while IFS= read -r pidfile; do
+        data=$(dirname "$pidfile")
+        pg_as_owner "$PG_BINDIR/pg_ctl" -D "$data" -m fast -w -t 30 stop >/dev/null 2>&1 \
+            || pg_as_owner "$PG_BINDIR/pg_ctl" -D "$data" -m immediate -w stop >/dev/null 2>&1 \
             || true
-    fi
+    done < <(find "$dir" -maxdepth 3 -name postmaster.pid 2>/dev/null)
     rm -rf "$dir"
 }
 

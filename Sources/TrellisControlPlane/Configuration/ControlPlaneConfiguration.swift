@@ -47,16 +47,18 @@ public struct ControlPlaneConfiguration: Sendable, Hashable {
     public typealias LogFormat = TrellisLog.LogFormat
     public typealias LogLevel = TrellisLog.LogLevel
 
-    /// Reads the configuration: defaults, then `file` (YAML text and the name
-    /// to report it by), then `environment`, then `flags` (key → value, keys
-    /// as in the file). Every problem from every source is reported at once;
-    /// nothing is half-applied.
+    /// Reads the configuration: `defaults` (the built-in ones unless a
+    /// command has its own, as `trellisd standalone` does), then `file` (YAML
+    /// text and the name to report it by), then `environment`, then `flags`
+    /// (key → value, keys as in the file). Every problem from every source is
+    /// reported at once; nothing is half-applied.
     public static func load(
+        defaults: ControlPlaneConfiguration = ControlPlaneConfiguration(),
         file: (text: String, name: String)? = nil,
         environment: [String: String] = [:],
         flags: [String: String] = [:]
     ) throws(ConfigurationError) -> ControlPlaneConfiguration {
-        var configuration = ControlPlaneConfiguration()
+        var configuration = defaults
         var problems: [String] = []
 
         if let file { configuration.apply(file: file, problems: &problems) }
