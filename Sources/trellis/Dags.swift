@@ -222,6 +222,14 @@ extension Dags {
                         ? "triggered \(run.dagID) run \(run.runID) (logical date \(Formatting.shortDate(Formatting.date(run.logicalDate))))"
                         : "\(run.dagID) run \(run.runID) already exists (\(Formatting.name(run.state))); triggering is idempotent per logical date"]
                 }
+                if run.state == .queued {
+                    // A paused DAG's runs wait: say so rather than let --wait hang unexplained.
+                    var dagRequest = Trellis_V1_GetDagRequest()
+                    dagRequest.dagID = run.dagID
+                    if let dag: Trellis_V1_GetDagResponse = try? await api.call("GetDag", dagRequest), dag.dag.paused {
+                        printError("note: DAG \(run.dagID) is paused, so the run stays queued until `trellis dags unpause \(run.dagID)`")
+                    }
+                }
                 guard wait else { return }
                 try await follow(api, dag: run.dagID, run: run.runID)
             }
