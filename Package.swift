@@ -141,11 +141,26 @@ let package = Package(
 
         // MARK: Executables
 
+        /// The thin client's insides: connection settings (flags, environment,
+        /// config file), calls of the client API, error → exit-code mapping and
+        /// pure output rendering (tables, DAG trees, progress, JSON/YAML).
+        .target(
+            name: "TrellisClient",
+            dependencies: [
+                "TrellisCore", "TrellisProto", "TrellisWire",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: strictSwift
+        ),
+
         /// The thin client.
         .executableTarget(
             name: "trellis",
             dependencies: [
+                "TrellisClient",
                 "TrellisCore",
+                "TrellisProto",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSwift
@@ -279,6 +294,12 @@ let package = Package(
         .testTarget(
             name: "TrellisLogTests",
             dependencies: ["TrellisLog", "TrellisTestSupport", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strictSwift
+        ),
+        /// The client's pure parts: rendering, settings precedence, exit codes.
+        .testTarget(
+            name: "TrellisClientTests",
+            dependencies: ["TrellisClient", "TrellisProto", "TrellisWire"],
             swiftSettings: strictSwift
         ),
         .testTarget(

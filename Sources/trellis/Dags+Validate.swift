@@ -56,6 +56,3 @@ extension Dags {
     }
 }
 
-func printError(_ line: String) {
-    FileHandle.standardError.write(Data((line + "\n").utf8))
-}
