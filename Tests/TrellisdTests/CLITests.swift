@@ -11,6 +11,10 @@ import TrellisTestSupport
     struct CLI {
         var environment: [String: String]
 
+        init(environment: [String: String]) {
+            self.environment = environment
+        }
+
         init(scratch: URL, address: String? = nil, token: String? = nil) throws {
             var environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("TRELLIS_") }
             environment["HOME"] = scratch.appendingPathComponent("home").path
