@@ -284,3 +284,15 @@ enum Fixtures {
         return spec
     }
 }
+
+@Suite struct StatusViewTests {
+    /// The server names itself ("trellisd 0.1.0"); the first line must not
+    /// say "trellisd trellisd" (seen in the README walk-through).
+    @Test func theServerIsNamedOnce() {
+        var status = Trellis_V1_ServerStatusResponse()
+        status.serverVersion = "trellisd 0.1.0-dev"
+        #expect(Views.text(status, address: "127.0.0.1:7400").first == "trellisd 0.1.0-dev at 127.0.0.1:7400")
+        status.serverVersion = "0.2.0"
+        #expect(Views.text(status, address: "h:1").first == "trellisd 0.2.0 at h:1")
+    }
+}

@@ -313,7 +313,8 @@ public enum Views {
     public static func text(_ status: Trellis_V1_ServerStatusResponse, address: String, now: Date = Date()) -> [String] {
         let started = status.hasStartedAt ? Formatting.date(status.startedAt) : nil
         return [
-            "trellisd \(status.serverVersion) at \(address)",
+            // The server names itself ("trellisd 0.1.0").
+            "\(status.serverVersion.hasPrefix("trellisd") ? status.serverVersion : "trellisd \(status.serverVersion)") at \(address)",
             "  replica:    \(status.replica)\(status.leader ? " (leader)" : " (standby)")",
             "  up:         \(started.map { Formatting.duration(now.timeIntervalSince($0)) + " (since \(Formatting.shortDate($0)) UTC)" } ?? "-")",
             "  schema:     version \(status.schemaVersion)",
