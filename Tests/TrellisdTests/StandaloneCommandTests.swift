@@ -171,8 +171,8 @@ final class StandaloneFixture: Sendable {
     var arguments: [String] { base + ports }
 
     /// Starts it; returns once it printed its ready line.
-    func start() async throws -> BackgroundProcess {
-        let process = try BackgroundProcess(try ChildProcess.builtProduct("trellisd"), arguments, environment: environment, name: "standalone")
+    func start(extra: [String] = []) async throws -> BackgroundProcess {
+        let process = try BackgroundProcess(try ChildProcess.builtProduct("trellisd"), arguments + extra, environment: environment, name: "standalone")
         started.mutate { $0.append(process) }
         try await process.waitForOutput("trellisd standalone: ready — rpc ", timeout: .seconds(240))
         return process
