@@ -299,7 +299,7 @@ let package = Package(
         /// The client's pure parts: rendering, settings precedence, exit codes.
         .testTarget(
             name: "TrellisClientTests",
-            dependencies: ["TrellisClient", "TrellisProto", "TrellisWire"],
+            dependencies: ["TrellisTestSupport", "TrellisClient", "TrellisProto", "TrellisWire"],
             swiftSettings: strictSwift
         ),
         .testTarget(

@@ -8,7 +8,9 @@ import TrellisWire
 /// The agent's link against a real wire server playing the control plane.
 @Suite struct AgentLinkTests {
     @Test func registersHeartbeatsAndRunsTasksWithEventsInOrder() async throws {
-        let plane = try await TestControlPlane.start(heartbeatTTL: .milliseconds(600))
+        // A TTL short enough to see heartbeats soon, long enough that a
+        // loaded machine does not time the connection out (600 ms did).
+        let plane = try await TestControlPlane.start(heartbeatTTL: .seconds(2))
         let work = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: work) }
         let agent = makeAgent(plane, slots: 1, workDirectory: work)
@@ -24,7 +26,7 @@ import TrellisWire
         #expect(registration.agent.version == AgentVersion.current)
         #expect(registration.load.freeSlots == 1 && registration.load.running.isEmpty && !registration.load.draining)
         #expect(registration.endedUnreported.isEmpty)
-        // Heartbeats come at a third of the 600 ms TTL Register answered.
+        // Heartbeats come at a third of the 2 s TTL Register answered.
         try await eventually("two heartbeats") { plane.recorded.heartbeats.count >= 2 }
 
         try await plane.startTask(startRequest("t1", ["/bin/sh", "-c", "echo one; echo two >&2; sleep 1; echo three"]))

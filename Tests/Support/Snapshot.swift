@@ -1,10 +1,10 @@
-import Foundation
-import Testing
+public import Foundation
+public import Testing
 
 /// Compares `actual` with the snapshot file `name` in Snapshots/ beside
-/// this file. With TRELLIS_UPDATE_SNAPSHOTS=1 it writes the file instead.
+/// the calling test file. With TRELLIS_UPDATE_SNAPSHOTS=1 it writes the file instead.
 /// A mismatch shows a line diff.
-func expectSnapshot(_ actual: String, named name: String, filePath: String = #filePath, sourceLocation: SourceLocation = #_sourceLocation) {
+public func expectSnapshot(_ actual: String, named name: String, filePath: String = #filePath, sourceLocation: SourceLocation = #_sourceLocation) {
     let directory = URL(fileURLWithPath: filePath).deletingLastPathComponent().appendingPathComponent("Snapshots")
     let file = directory.appendingPathComponent(name)
     if ProcessInfo.processInfo.environment["TRELLIS_UPDATE_SNAPSHOTS"] == "1" {
@@ -22,7 +22,7 @@ func expectSnapshot(_ actual: String, named name: String, filePath: String = #fi
 }
 
 /// A minimal line diff: common lines unmarked, others `-`/`+` (LCS).
-func lineDiff(_ old: String, _ new: String) -> String {
+public func lineDiff(_ old: String, _ new: String) -> String {
     let a = old.components(separatedBy: "\n"), b = new.components(separatedBy: "\n")
     var lcs = Array(repeating: Array(repeating: 0, count: b.count + 1), count: a.count + 1)
     for i in stride(from: a.count - 1, through: 0, by: -1) {
