@@ -18,4 +18,9 @@ public final class Shared<Value: Sendable>: Sendable {
     public func mutate(_ body: (inout Value) -> Void) {
         storage.withLock { body(&$0) }
     }
+
+    /// Reads or changes the value under the lock, returning what `body` does.
+    public func withLock<T>(_ body: (inout Value) -> T) -> T {
+        storage.withLock { body(&$0) }
+    }
 }

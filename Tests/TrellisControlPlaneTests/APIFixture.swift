@@ -24,8 +24,8 @@ struct APIFixture {
     let scheduler: Scheduler
     let tokens: [APIRole: String]
     /// Run ids passed to `runChanged`, and (executor, attempt id) cancelled.
-    let changedRuns: Box<[Int64]>
-    let cancelled: Box<[(executor: String, attemptID: String)]>
+    let changedRuns: Shared<[Int64]>
+    let cancelled: Shared<[(executor: String, attemptID: String)]>
 
     static func with(scheduling: Bool = false, _ body: (APIFixture) async throws -> Void) async throws {
         try await FreshDatabase.with { url in
@@ -48,8 +48,8 @@ struct APIFixture {
             let authenticator = TokenAuthenticator(store: store, agentToken: "join-secret", refreshInterval: .seconds(3_600))
             try await authenticator.refresh()
 
-            let changedRuns = Box<[Int64]>([])
-            let cancelled = Box<[(executor: String, attemptID: String)]>([])
+            let changedRuns = Shared<[Int64]>([])
+            let cancelled = Shared<[(executor: String, attemptID: String)]>([])
             let service = TrellisAPIService(
                 store: store, executors: host, executorLoadProblems: ["/plugins/libbroken.so: not a plugin"],
                 settings: .init(defaultExecutor: "c-instant", pollInterval: .milliseconds(20)),
@@ -155,12 +155,6 @@ extension WireConnection {
     }
 }
 
-/// A value shared with closures the API calls.
-final class Box<Value: Sendable>: Sendable {
-    private let value: Mutex<Value>
-    init(_ value: Value) { self.value = Mutex(value) }
-    func withLock<T>(_ body: (inout Value) -> T) -> T { value.withLock { body(&$0) } }
-}
 
 /// Collects a stream's items in a task, for tests that drive changes while
 /// the stream is open.

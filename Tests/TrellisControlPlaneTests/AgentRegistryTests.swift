@@ -18,8 +18,8 @@ import TrellisWire
         let store: StateStore
         let registry: AgentRegistry
         let server: WireServer
-        let events: Box<[ExecutorEventRecord]>
-        let updates: Box<[Trellis_V1_AgentsUpdate]>
+        let events: Shared<[ExecutorEventRecord]>
+        let updates: Shared<[Trellis_V1_AgentsUpdate]>
 
         /// Connects as agent `name`; `worker` answers the control plane's calls.
         func agent(_ name: String, worker: WireServices = WireServices(), token: String = "join-secret") async throws -> WireConnection {
@@ -35,8 +35,8 @@ import TrellisWire
         try await FreshDatabase.with { url in
             let pool = PostgresPool(url, maximumConnections: 4)
             let store = StateStore(pool: pool)
-            let events = Box<[ExecutorEventRecord]>([])
-            let updates = Box<[Trellis_V1_AgentsUpdate]>([])
+            let events = Shared<[ExecutorEventRecord]>([])
+            let updates = Shared<[Trellis_V1_AgentsUpdate]>([])
             let registry = AgentRegistry(
                 store: store, heartbeatTTL: .seconds(30), logger: Logger(label: "test"),
                 events: { records in
@@ -165,7 +165,7 @@ import TrellisWire
             let claim = try #require(try await fixture.store.claimReady(limit: 1).first)
             let attemptID = AttemptIdentity(taskInstanceID: claim.taskInstanceID, attemptID: claim.attemptID).text
 
-            let received = Box<[String]>([])
+            let received = Shared<[String]>([])
             var worker = WireServices()
             worker.unary("/trellis.v1.AgentWorker/StartTask", Trellis_V1_StartTaskRequest.self) { request, _ in
                 received.withLock { $0.append(request.assignment.attempt.attemptID) }
@@ -221,7 +221,7 @@ import TrellisWire
                 }
             }
 
-            let cancelled = Box<[String]>([])
+            let cancelled = Shared<[String]>([])
             var worker = WireServices()
             worker.unary("/trellis.v1.AgentWorker/CancelTask", Trellis_V1_CancelTaskRequest.self) { request, _ in
                 cancelled.withLock { $0.append(request.attempt.attemptID) }
