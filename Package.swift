@@ -321,7 +321,7 @@ let package = Package(
         /// The Kubernetes API simulator over real HTTP (curl) on loopback.
         .testTarget(
             name: "KubeSimulatorTests",
-            dependencies: ["KubeSimulator", "TrellisProcess"],
+            dependencies: ["KubeSimulator", "TrellisProcess", "TrellisTestSupport"],
             swiftSettings: strictSwift
         ),
         .testTarget(

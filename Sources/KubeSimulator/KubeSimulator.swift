@@ -22,6 +22,8 @@ public final class KubeSimulator: Sendable {
         public var historyLimit: Int
         /// Where the Pods' logs go; a fresh temporary directory by default.
         public var logDirectory: String?
+        /// Images whose "pull" fails (besides any from a `*.invalid` registry).
+        public var unpullableImages: Set<String> = []
 
         public init(host: String = "127.0.0.1", port: Int = 0, historyLimit: Int = 1000, logDirectory: String? = nil) {
             self.host = host
@@ -41,7 +43,7 @@ public final class KubeSimulator: Sendable {
         let directory = configuration.logDirectory
             ?? NSTemporaryDirectory() + "trellis-kube-sim-" + UUID().uuidString.prefix(8).lowercased()
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        store = PodStore(historyLimit: configuration.historyLimit, logDirectory: directory)
+        store = PodStore(historyLimit: configuration.historyLimit, logDirectory: directory, unpullableImages: configuration.unpullableImages)
     }
 
     /// Binds and starts serving.
@@ -73,6 +75,17 @@ public final class KubeSimulator: Sendable {
 
     /// The current resourceVersion.
     public var resourceVersion: Int { store.resourceVersion }
+
+    /// Fault injection: the next `count` API requests (of `method` — "GET",
+    /// "POST", "DELETE" — if given) are answered with `code` (429 or a
+    /// 5xx) as a Status. Also `POST /simulator/faults` with
+    /// `{"code":500,"count":2,"method":"POST"}`.
+    public func injectFaults(code: Int, count: Int = 1, method: String? = nil) {
+        store.inject(Fault(code: code, count: count, method: method))
+    }
+
+    /// Closes every open watch's connection (also `POST /simulator/drop-watches`).
+    public func dropWatches() { store.dropWatches() }
 
     /// Stops listening, closes every connection and kills every Pod's process.
     public func shutdown() async {
@@ -126,7 +139,12 @@ final class KubeHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         let path = (components?.path ?? "").split(separator: "/").map(String.init)
         var query: [String: String] = [:]
         for item in components?.queryItems ?? [] { query[item.name] = item.value ?? "" }
+        if path.first == "simulator" {
+            control(context: context, head: head, path: path, body: body)
+            return
+        }
         do throws(KubeError) {
+            if let fault = store.takeFault(method: head.method.rawValue) { throw fault }
             guard path.count >= 5, path[0] == "api", path[1] == "v1", path[2] == "namespaces", path[4] == "pods" else {
                 throw KubeError(code: 404, reason: "NotFound", message: "the server could not find the requested resource")
             }
@@ -161,8 +179,27 @@ final class KubeHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
+    /// The simulator's own control endpoints (not Kubernetes).
+    private func control(context: ChannelHandlerContext, head: HTTPRequestHead, path: [String], body: Data) {
+        switch (head.method, path.dropFirst().first) {
+        case (.POST, "faults"):
+            guard let object = (try? JSONSerialization.jsonObject(with: body)) as? [String: Any], let code = object["code"] as? Int else {
+                respond(context: context, head: head, code: 400, body: KubeError(code: 400, reason: "BadRequest", message: "want {\"code\":500,\"count\":1,\"method\":\"GET\"}").status)
+                return
+            }
+            store.inject(Fault(code: code, count: object["count"] as? Int ?? 1, method: object["method"] as? String))
+            respond(context: context, head: head, code: 204, body: Data())
+        case (.POST, "drop-watches"):
+            respond(context: context, head: head, code: 204, body: Data())
+            store.dropWatches()
+        default:
+            respond(context: context, head: head, code: 404, body: KubeError(code: 404, reason: "NotFound", message: "no such simulator endpoint").status)
+        }
+    }
+
     private func respond(context: ChannelHandlerContext, head: HTTPRequestHead, code: Int, body: Data, contentType: String = "application/json") {
         var headers = HTTPHeaders()
+        if code == 429 { headers.add(name: "Retry-After", value: "1") }
         headers.add(name: "Content-Type", value: contentType)
         headers.add(name: "Content-Length", value: String(body.count))
         if !head.isKeepAlive { headers.add(name: "Connection", value: "close") }
@@ -206,6 +243,8 @@ final class KubeHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
                     guard handler.streaming else { return }
                     context.writeAndFlush(handler.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: line)))), promise: nil)
                 }
+            } drop: {
+                loop.execute { bound.value.context.close(promise: nil) }
             }
         } catch {
             // As the real API does: an ERROR event carrying the Status, then the end.

@@ -7,7 +7,7 @@ import Glibc
 
 /// A container's state as the Pod status reports it.
 enum ContainerState: Sendable {
-    case waiting(reason: String)
+    case waiting(reason: String, message: String? = nil)
     case running(startedAt: String)
     case terminated(exitCode: Int32, reason: String, message: String?, startedAt: String?, finishedAt: String)
 }
@@ -45,8 +45,10 @@ struct PodRecord: Sendable {
         var state: [String: Any]
         var started = false
         switch container {
-        case .waiting(let reason):
-            state = ["waiting": ["reason": reason]]
+        case .waiting(let reason, let message):
+            var waiting: [String: Any] = ["reason": reason]
+            if let message { waiting["message"] = message }
+            state = ["waiting": waiting]
         case .running(let startedAt):
             state = ["running": ["startedAt": startedAt]]
             started = true
@@ -68,6 +70,13 @@ struct PodRecord: Sendable {
     }
 
     func json() -> Data { (try? JSONSerialization.data(withJSONObject: object(), options: [.sortedKeys])) ?? Data() }
+}
+
+/// An injected API fault.
+struct Fault: Sendable {
+    var code: Int
+    var count: Int
+    var method: String?
 }
 
 /// A watch event as stored in the history: the object as it was then.
@@ -158,6 +167,8 @@ final class PodStore: Sendable {
         var namespace: String
         var selector: LabelSelector
         var send: @Sendable (WatchEvent) -> Void
+        /// Closes the watch's connection (a dropped watch).
+        var drop: @Sendable () -> Void
     }
 
     struct State {
@@ -169,14 +180,18 @@ final class PodStore: Sendable {
         /// Process groups of running Pods, by uid; removed (under the lock)
         /// before the process is reaped, so a signal never hits a reused id.
         var processes: [String: pid_t] = [:]
+        /// Injected API faults, consumed in order by matching requests.
+        var faults: [Fault] = []
     }
 
     let state = NIOLockedValueBox(State())
     let historyLimit: Int
     let logDirectory: String
+    let unpullableImages: Set<String>
 
-    init(historyLimit: Int, logDirectory: String) {
+    init(historyLimit: Int, logDirectory: String, unpullableImages: Set<String> = []) {
         self.historyLimit = historyLimit
+        self.unpullableImages = unpullableImages
         self.logDirectory = logDirectory
     }
 
@@ -237,7 +252,11 @@ final class PodStore: Sendable {
         }
         let workingDir = containers[0]["workingDir"] as? String
         let key = record.key
-        Thread.detachNewThread { [self] in run(key: key, uid: uid, command: command, environment: environment, workingDir: workingDir) }
+        let image = record.image
+        Thread.detachNewThread { [self] in
+            if isUnpullable(image) { failPull(key: key, uid: uid, image: image) }
+            else { run(key: key, uid: uid, command: command, environment: environment, workingDir: workingDir) }
+        }
         return created
     }
 
@@ -264,7 +283,7 @@ final class PodStore: Sendable {
     /// lock) the events after `resourceVersion` — or, without one, an ADDED
     /// for every matching Pod. Throws 410 Expired when the history no longer
     /// reaches back that far.
-    func watch(namespace: String, selector: LabelSelector, resourceVersion: Int?, send: @escaping @Sendable (WatchEvent) -> Void) throws(KubeError) -> Int {
+    func watch(namespace: String, selector: LabelSelector, resourceVersion: Int?, send: @escaping @Sendable (WatchEvent) -> Void, drop: @escaping @Sendable () -> Void) throws(KubeError) -> Int {
         try locked { state throws(KubeError) in
             if let resourceVersion, resourceVersion != 0 {
                 let oldest = state.history.first?.resourceVersion ?? state.resourceVersion + 1
@@ -283,7 +302,7 @@ final class PodStore: Sendable {
             }
             let id = state.nextWatcher
             state.nextWatcher += 1
-            state.watchers[id] = Watcher(namespace: namespace, selector: selector, send: send)
+            state.watchers[id] = Watcher(namespace: namespace, selector: selector, send: send, drop: drop)
             return id
         }
     }
@@ -320,7 +339,7 @@ final class PodStore: Sendable {
     func log(namespace: String, name: String) throws(KubeError) -> (path: String, ended: Bool) {
         try locked { state throws(KubeError) in
             guard let record = state.pods["\(namespace)/\(name)"] else { throw KubeError.notFound(name) }
-            if case .waiting(let reason) = record.container {
+            if case .waiting(let reason, _) = record.container {
                 throw KubeError(code: 400, reason: "BadRequest", message: "container \"\(record.containerName)\" in pod \"\(name)\" is waiting to start: \(reason)")
             }
             return (record.logPath, record.isTerminated)
@@ -336,6 +355,35 @@ final class PodStore: Sendable {
     }
 
     /// Kills every process still running (the simulator is stopping).
+    /// Closes every open watch's connection, as an API server restart or a
+    /// load balancer's idle timeout does.
+    func dropWatches() {
+        let watchers = state.withLockedValue { state in
+            defer { state.watchers.removeAll() }
+            return Array(state.watchers.values)
+        }
+        for watcher in watchers { watcher.drop() }
+    }
+
+    /// Queues a fault: the next `count` API requests (of `method`, if given)
+    /// get `code` as a Status.
+    func inject(_ fault: Fault) {
+        state.withLockedValue { $0.faults.append(fault) }
+    }
+
+    /// The injected fault this request gets, if any.
+    func takeFault(method: String) -> KubeError? {
+        state.withLockedValue { state in
+            guard let index = state.faults.firstIndex(where: { $0.method == nil || $0.method == method }) else { return nil }
+            let code = state.faults[index].code
+            state.faults[index].count -= 1
+            if state.faults[index].count <= 0 { state.faults.remove(at: index) }
+            return code == 429
+                ? KubeError(code: 429, reason: "TooManyRequests", message: "the server has received too many requests and has asked us to try again later (injected)")
+                : KubeError(code: code, reason: "InternalError", message: "an error on the server (\"injected\") has prevented the request from succeeding")
+        }
+    }
+
     func killAll() {
         state.withLockedValue { state in
             for pid in state.processes.values { kill(-pid, SIGKILL) }
@@ -380,6 +428,24 @@ final class PodStore: Sendable {
 
     /// "Runs" a Pod: its first container's command and args as a local
     /// process, output (both streams) to the Pod's log file.
+    /// Images the simulator cannot "pull": the configured ones and any from
+    /// a registry under the reserved `.invalid` top-level domain.
+    func isUnpullable(_ image: String) -> Bool {
+        if unpullableImages.contains(image) { return true }
+        guard let slash = image.firstIndex(of: "/") else { return false }
+        let registry = image[..<slash].split(separator: ":").first.map(String.init) ?? ""
+        return registry.hasSuffix(".invalid")
+    }
+
+    /// An image pull failure: the Pod stays Pending, its container waiting
+    /// with ErrImagePull, then ImagePullBackOff, as the kubelet reports it.
+    private func failPull(key: String, uid: String, image: String) {
+        let message = "rpc error: code = NotFound desc = failed to pull and unpack image \"\(image)\": not found"
+        update(key: key, uid: uid) { $0.container = .waiting(reason: "ErrImagePull", message: message) }
+        usleep(200_000)
+        update(key: key, uid: uid) { $0.container = .waiting(reason: "ImagePullBackOff", message: "Back-off pulling image \"\(image)\"") }
+    }
+
     private func run(key: String, uid: String, command: [String], environment: [String: String], workingDir: String?) {
         let logPath = state.withLockedValue { $0.pods[key]?.logPath }
         guard let logPath else { return }

@@ -7,6 +7,9 @@ import Glibc
 
 // trellis-kube-sim: the Kubernetes API simulator (a test double; see
 // KubeSimulator). Usage: trellis-kube-sim [--host H] [--port P] [--history N]
+// [--log-dir D] [--unpullable-image IMAGE]... Faults at run time:
+// POST /simulator/faults {"code":500,"count":2,"method":"POST"} and
+// POST /simulator/drop-watches.
 
 var configuration = KubeSimulator.Configuration()
 var arguments = CommandLine.arguments.dropFirst()
@@ -20,8 +23,9 @@ while let flag = arguments.popFirst() {
     case "--port": configuration.port = Int(value) ?? 0
     case "--history": configuration.historyLimit = Int(value) ?? 1000
     case "--log-dir": configuration.logDirectory = value
+    case "--unpullable-image": configuration.unpullableImages.insert(value)
     default:
-        FileHandle.standardError.write(Data("trellis-kube-sim: unknown option \(flag)\nusage: trellis-kube-sim [--host H] [--port P] [--history N] [--log-dir D]\n".utf8))
+        FileHandle.standardError.write(Data("trellis-kube-sim: unknown option \(flag)\nusage: trellis-kube-sim [--host H] [--port P] [--history N] [--log-dir D] [--unpullable-image IMAGE]...\n".utf8))
         exit(2)
     }
 }
