@@ -24,6 +24,14 @@ public final class KubeSimulator: Sendable {
         public var logDirectory: String?
         /// Images whose "pull" fails (besides any from a `*.invalid` registry).
         public var unpullableImages: Set<String> = []
+        /// The one node's labels: a Pod whose nodeSelector they do not
+        /// satisfy stays Pending, Unschedulable.
+        public var nodeLabels: [String: String] = [
+            "kubernetes.io/hostname": "trellis-kube-sim", "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
+        ]
+        /// How long each Pod stays Pending (ContainerCreating) before its
+        /// process starts: a slow start.
+        public var startDelay: Duration = .zero
 
         public init(host: String = "127.0.0.1", port: Int = 0, historyLimit: Int = 1000, logDirectory: String? = nil) {
             self.host = host
@@ -43,7 +51,8 @@ public final class KubeSimulator: Sendable {
         let directory = configuration.logDirectory
             ?? NSTemporaryDirectory() + "trellis-kube-sim-" + UUID().uuidString.prefix(8).lowercased()
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        store = PodStore(historyLimit: configuration.historyLimit, logDirectory: directory, unpullableImages: configuration.unpullableImages)
+        store = PodStore(historyLimit: configuration.historyLimit, logDirectory: directory, unpullableImages: configuration.unpullableImages,
+                         nodeLabels: configuration.nodeLabels, startDelay: configuration.startDelay)
     }
 
     /// Binds and starts serving.

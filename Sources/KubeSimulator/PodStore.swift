@@ -28,6 +28,8 @@ struct PodRecord: Sendable {
     var phase = "Pending"
     var startTime: String?
     var container: ContainerState = .waiting(reason: "ContainerCreating")
+    /// Why the scheduler cannot place the Pod, if it cannot.
+    var unschedulable: String?
     var logPath: String
 
     var key: String { "\(namespace)/\(name)" }
@@ -66,6 +68,12 @@ struct PodRecord: Sendable {
             ] as [String: Any]],
         ]
         if let startTime { status["startTime"] = startTime }
+        if let unschedulable {
+            status["containerStatuses"] = nil
+            status["conditions"] = [["type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": unschedulable, "lastTransitionTime": creationTimestamp]]
+        } else {
+            status["conditions"] = [["type": "PodScheduled", "status": "True", "lastTransitionTime": creationTimestamp]]
+        }
         return ["apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": specObject, "status": status]
     }
 
@@ -188,10 +196,14 @@ final class PodStore: Sendable {
     let historyLimit: Int
     let logDirectory: String
     let unpullableImages: Set<String>
+    let nodeLabels: [String: String]
+    let startDelay: Duration
 
-    init(historyLimit: Int, logDirectory: String, unpullableImages: Set<String> = []) {
+    init(historyLimit: Int, logDirectory: String, unpullableImages: Set<String> = [], nodeLabels: [String: String] = [:], startDelay: Duration = .zero) {
         self.historyLimit = historyLimit
         self.unpullableImages = unpullableImages
+        self.nodeLabels = nodeLabels
+        self.startDelay = startDelay
         self.logDirectory = logDirectory
     }
 
@@ -239,6 +251,10 @@ final class PodStore: Sendable {
             image: containers[0]["image"] as? String ?? "",
             logPath: "\(logDirectory)/\(namespace)_\(name)_\(uid).log"
         )
+        let nodeSelector = spec?["nodeSelector"] as? [String: String] ?? [:]
+        if nodeSelector.contains(where: { nodeLabels[$0.key] != $0.value }) {
+            record.unschedulable = "0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector. preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling."
+        }
         let created: Data = try locked { state throws(KubeError) in
             guard state.pods[record.key] == nil else {
                 throw KubeError(code: 409, reason: "AlreadyExists", message: "pods \"\(name)\" already exists", name: name)
@@ -253,7 +269,13 @@ final class PodStore: Sendable {
         let workingDir = containers[0]["workingDir"] as? String
         let key = record.key
         let image = record.image
+        guard record.unschedulable == nil else { return created }
+        let startDelay = self.startDelay
         Thread.detachNewThread { [self] in
+            if startDelay > .zero {
+                let (seconds, attoseconds) = startDelay.components
+                usleep(UInt32(seconds * 1_000_000 + attoseconds / 1_000_000_000_000))
+            }
             if isUnpullable(image) { failPull(key: key, uid: uid, image: image) }
             else { run(key: key, uid: uid, command: command, environment: environment, workingDir: workingDir) }
         }

@@ -7,7 +7,7 @@ import Glibc
 
 // trellis-kube-sim: the Kubernetes API simulator (a test double; see
 // KubeSimulator). Usage: trellis-kube-sim [--host H] [--port P] [--history N]
-// [--log-dir D] [--unpullable-image IMAGE]... Faults at run time:
+// [--log-dir D] [--unpullable-image IMAGE]... [--start-delay-ms MS]. Faults at run time:
 // POST /simulator/faults {"code":500,"count":2,"method":"POST"} and
 // POST /simulator/drop-watches.
 
@@ -24,8 +24,9 @@ while let flag = arguments.popFirst() {
     case "--history": configuration.historyLimit = Int(value) ?? 1000
     case "--log-dir": configuration.logDirectory = value
     case "--unpullable-image": configuration.unpullableImages.insert(value)
+    case "--start-delay-ms": configuration.startDelay = .milliseconds(Int(value) ?? 0)
     default:
-        FileHandle.standardError.write(Data("trellis-kube-sim: unknown option \(flag)\nusage: trellis-kube-sim [--host H] [--port P] [--history N] [--log-dir D] [--unpullable-image IMAGE]...\n".utf8))
+        FileHandle.standardError.write(Data("trellis-kube-sim: unknown option \(flag)\nusage: trellis-kube-sim [--host H] [--port P] [--history N] [--log-dir D] [--unpullable-image IMAGE]... [--start-delay-ms MS]\n".utf8))
         exit(2)
     }
 }
