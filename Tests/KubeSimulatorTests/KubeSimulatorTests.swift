@@ -211,6 +211,27 @@ struct KubeSimulatorTests {
         }
     }
 
+    @Test func watchScopeTimeoutAndGenerateName() async throws {
+        try await withSimulator { simulator, curl in
+            #expect(try curl.request("POST", "/api/v1/namespaces/default/pods", json: pod("existing", command: ["true"])).code == 201)
+            // Without a resourceVersion: an ADDED per existing Pod first; timeoutSeconds ends the stream.
+            let watch = try curl.stream("/api/v1/namespaces/default/pods?watch=true&labelSelector=%21nope&timeoutSeconds=1")
+            defer { watch.stop() }
+            #expect(try await watch.wait { $0.events.contains { $0[path: "object.metadata.name"] as? String == "existing" } })
+            var generated = pod("", command: ["true"])
+            generated["metadata"] = ["generateName": "task-1-", "labels": ["foo": "bar"]]
+            let created = try curl.request("POST", "/api/v1/namespaces/default/pods", json: generated)
+            #expect(created.code == 201)
+            let name = try #require(created.json[path: "metadata.name"] as? String)
+            #expect(name.hasPrefix("task-1-") && name.count == "task-1-".count + 5)
+            #expect(try curl.request("POST", "/api/v1/namespaces/elsewhere/pods", json: pod("other-namespace", command: ["true"])).code == 201)
+            #expect(try await watch.wait { $0.finished })
+            let names = Set(watch.events.compactMap { $0[path: "object.metadata.name"] as? String })
+            #expect(names == ["existing", name])
+            _ = simulator
+        }
+    }
+
     @Test func tooOldResourceVersionIsGone() async throws {
         try await withSimulator(historyLimit: 2) { simulator, curl in
             let start = simulator.resourceVersion
