@@ -43,6 +43,8 @@ public final class KubeSimulator: Sendable {
 
     public let configuration: Configuration
     let store: PodStore
+    /// The temporary log directory made here, removed by `shutdown()`.
+    private let ownedLogDirectory: String?
     private let listener = NIOLockedValueBox<(any Channel)?>(nil)
     private let connections = NIOLockedValueBox<[ObjectIdentifier: any Channel]>([:])
 
@@ -50,6 +52,7 @@ public final class KubeSimulator: Sendable {
         self.configuration = configuration
         let directory = configuration.logDirectory
             ?? NSTemporaryDirectory() + "trellis-kube-sim-" + UUID().uuidString.prefix(8).lowercased()
+        ownedLogDirectory = configuration.logDirectory == nil ? directory : nil
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         store = PodStore(historyLimit: configuration.historyLimit, logDirectory: directory, unpullableImages: configuration.unpullableImages,
                          nodeLabels: configuration.nodeLabels, startDelay: configuration.startDelay)
@@ -102,6 +105,7 @@ public final class KubeSimulator: Sendable {
         try? await channel?.close()
         for connection in connections.withLockedValue({ Array($0.values) }) { try? await connection.close() }
         store.killAll()
+        if let ownedLogDirectory { try? FileManager.default.removeItem(atPath: ownedLogDirectory) }
     }
 }
 
@@ -119,6 +123,7 @@ final class KubeHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// Set while a streamed response is open; cleared when it ends.
     private var streaming = false
     private var active = true
+    private var tooLarge = false
 
     init(store: PodStore) { self.store = store }
 
@@ -128,10 +133,16 @@ final class KubeHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             self.head = head
             body.clear()
         case .body(var chunk):
-            body.writeBuffer(&chunk)
+            // The real API server's limit on a request body.
+            if body.readableBytes + chunk.readableBytes <= 3 * 1024 * 1024 { body.writeBuffer(&chunk) } else { tooLarge = true }
         case .end:
             guard let head else { return }
             self.head = nil
+            if tooLarge {
+                tooLarge = false
+                respond(context: context, head: head, code: 413, body: KubeError(code: 413, reason: "RequestEntityTooLarge", message: "request entity too large").status)
+                return
+            }
             handle(context: context, head: head, body: Data(body.readableBytesView))
         }
     }
@@ -177,7 +188,8 @@ final class KubeHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
                 }
                 respond(context: context, head: head, code: 200, body: try store.delete(namespace: namespace, name: path[5], gracePeriodSeconds: grace))
             case (.GET, 7) where path[6] == "log":
-                try log(context: context, head: head, namespace: namespace, name: path[5], follow: ["true", "1"].contains(query["follow"] ?? ""))
+                try log(context: context, head: head, namespace: namespace, name: path[5], container: query["container"],
+                        follow: ["true", "1"].contains(query["follow"] ?? ""), tailLines: query["tailLines"].flatMap { Int($0) })
             case (_, 5), (_, 6):
                 throw KubeError(code: 405, reason: "MethodNotAllowed", message: "the server does not allow this method on the requested resource")
             default:
@@ -272,11 +284,29 @@ final class KubeHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
-    private func log(context: ChannelHandlerContext, head: HTTPRequestHead, namespace: String, name: String, follow: Bool) throws(KubeError) {
-        let (path, ended) = try store.log(namespace: namespace, name: name)
+    /// The last `lines` lines of `data` (all of it when nil).
+    static func tail(_ data: Data, lines: Int?) -> Data {
+        guard let lines else { return data }
+        guard lines > 0 else { return Data() }
+        var count = 0
+        var index = data.endIndex
+        if index > data.startIndex, data[data.index(before: index)] == UInt8(ascii: "\n") { index = data.index(before: index) }
+        while index > data.startIndex {
+            let previous = data.index(before: index)
+            if data[previous] == UInt8(ascii: "\n") {
+                count += 1
+                if count == lines { return data[index...] }
+            }
+            index = previous
+        }
+        return data
+    }
+
+    private func log(context: ChannelHandlerContext, head: HTTPRequestHead, namespace: String, name: String, container: String?, follow: Bool, tailLines: Int?) throws(KubeError) {
+        let (path, ended) = try store.log(namespace: namespace, name: name, container: container)
         guard follow && !ended else {
-            let contents = FileManager.default.contents(atPath: path) ?? Data()
-            respond(context: context, head: head, code: 200, body: contents, contentType: "text/plain")
+            let contents = Self.tail(FileManager.default.contents(atPath: path) ?? Data(), lines: tailLines)
+            respond(context: context, head: head, code: 200, body: Data(contents), contentType: "text/plain")
             return
         }
         startStream(context: context, head: head, contentType: "text/plain")
@@ -291,9 +321,11 @@ final class KubeHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
                 return
             }
             defer { try? file.close() }
+            var first = true
             while true {
                 let ended = store.hasEnded(namespace: namespace, name: name)
-                let chunk = file.readDataToEndOfFile()
+                var chunk = file.readDataToEndOfFile()
+                if first { chunk = Data(KubeHTTPHandler.tail(chunk, lines: tailLines)); first = false }
                 let open = (try? loop.submit { () -> Bool in
                     let (handler, context) = bound.value
                     guard handler.active, handler.streaming else { return false }

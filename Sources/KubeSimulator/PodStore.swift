@@ -358,9 +358,12 @@ final class PodStore: Sendable {
 
     /// The Pod's log so far and whether its container has ended (nil:
     /// waiting to start).
-    func log(namespace: String, name: String) throws(KubeError) -> (path: String, ended: Bool) {
+    func log(namespace: String, name: String, container: String? = nil) throws(KubeError) -> (path: String, ended: Bool) {
         try locked { state throws(KubeError) in
             guard let record = state.pods["\(namespace)/\(name)"] else { throw KubeError.notFound(name) }
+            if let container, !container.isEmpty, container != record.containerName {
+                throw KubeError(code: 400, reason: "BadRequest", message: "container \(container) is not valid for pod \(name)")
+            }
             if case .waiting(let reason, _) = record.container {
                 throw KubeError(code: 400, reason: "BadRequest", message: "container \"\(record.containerName)\" in pod \"\(name)\" is waiting to start: \(reason)")
             }

@@ -131,6 +131,12 @@ struct KubeSimulatorTests {
             #expect(log.code == 200)
             #expect(log.text == "+ echo 10\n10\n")
 
+            #expect(try curl.request("GET", "/api/v1/namespaces/default/pods/task-1-echo/log?container=base&tailLines=1").text == "10\n")
+            #expect(try curl.request("GET", "/api/v1/namespaces/default/pods/task-1-echo/log?tailLines=5").text == "+ echo 10\n10\n")
+            let wrongContainer = try curl.request("GET", "/api/v1/namespaces/default/pods/task-1-echo/log?container=sidecar")
+            #expect(wrongContainer.code == 400)
+            #expect(wrongContainer.json["message"] as? String == "container sidecar is not valid for pod task-1-echo")
+
             let deleted = try curl.request("DELETE", "/api/v1/namespaces/default/pods/task-1-echo?gracePeriodSeconds=0")
             #expect(deleted.code == 200)
             #expect(try await watch.wait { $0.events.last?["type"] as? String == "DELETED" })
