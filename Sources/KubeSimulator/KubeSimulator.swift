@@ -189,7 +189,8 @@ final class KubeHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
                 respond(context: context, head: head, code: 200, body: try store.delete(namespace: namespace, name: path[5], gracePeriodSeconds: grace))
             case (.GET, 7) where path[6] == "log":
                 try log(context: context, head: head, namespace: namespace, name: path[5], container: query["container"],
-                        follow: ["true", "1"].contains(query["follow"] ?? ""), tailLines: query["tailLines"].flatMap { Int($0) })
+                        follow: ["true", "1"].contains(query["follow"] ?? ""), tailLines: query["tailLines"].flatMap { Int($0) },
+                        timestamps: ["true", "1"].contains(query["timestamps"] ?? ""))
             case (_, 5), (_, 6):
                 throw KubeError(code: 405, reason: "MethodNotAllowed", message: "the server does not allow this method on the requested resource")
             default:
@@ -302,8 +303,9 @@ final class KubeHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         return data
     }
 
-    private func log(context: ChannelHandlerContext, head: HTTPRequestHead, namespace: String, name: String, container: String?, follow: Bool, tailLines: Int?) throws(KubeError) {
-        let (path, ended) = try store.log(namespace: namespace, name: name, container: container)
+    private func log(context: ChannelHandlerContext, head: HTTPRequestHead, namespace: String, name: String, container: String?, follow: Bool, tailLines: Int?, timestamps: Bool) throws(KubeError) {
+        let (logPath, ended) = try store.log(namespace: namespace, name: name, container: container)
+        let path = timestamps ? logPath + ".timestamps" : logPath
         guard follow && !ended else {
             let contents = Self.tail(FileManager.default.contents(atPath: path) ?? Data(), lines: tailLines)
             respond(context: context, head: head, code: 200, body: Data(contents), contentType: "text/plain")

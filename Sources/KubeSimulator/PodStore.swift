@@ -474,13 +474,14 @@ final class PodStore: Sendable {
     private func run(key: String, uid: String, command: [String], environment: [String: String], workingDir: String?) {
         let logPath = state.withLockedValue { $0.pods[key]?.logPath }
         guard let logPath else { return }
-        FileManager.default.createFile(atPath: logPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: logPath + ".timestamps", contents: nil)
         var environment = environment
         let inherited = ProcessInfo.processInfo.environment
         for name in ["PATH", "HOME", "TMPDIR"] where environment[name] == nil { environment[name] = inherited[name] }
         let started = timestamp()
-        let fail = { (message: String) in
-            self.update(key: key, uid: uid) {
+        let fail = { (message: String) -> Void in
+            _ = self.update(key: key, uid: uid) {
                 $0.phase = "Failed"
                 $0.startTime = started
                 $0.container = .terminated(exitCode: 128, reason: "StartError", message: message, startedAt: nil, finishedAt: timestamp())
@@ -493,12 +494,15 @@ final class PodStore: Sendable {
             return
         }
         // Spawn under the lock, so a delete in between sees the process.
+        let pipe: Spawn.Pipe
+        do throws(Spawn.Failure) { pipe = try Spawn.Pipe() } catch { fail(error.description); return }
         let spawned: Result<pid_t, Spawn.Failure>? = state.withLockedValue { state in
+            defer { close(pipe.writeEnd) }
             guard state.pods[key]?.uid == uid else { return nil }
             do throws(Spawn.Failure) {
                 let pid = try Spawn.start(
                     executable, Array(command.dropFirst()), argument0: command[0], environment: environment,
-                    standardOutput: .appending(logPath), standardError: .appending(logPath),
+                    standardOutput: .descriptor(pipe.writeEnd), standardError: .descriptor(pipe.writeEnd),
                     workingDirectory: workingDir, newProcessGroup: true)
                 state.processes[uid] = pid
                 return .success(pid)
@@ -506,6 +510,8 @@ final class PodStore: Sendable {
                 return .failure(error)
             }
         }
+        let drained = DispatchSemaphore(value: 0)
+        Thread.detachNewThread { Self.copyOutput(from: pipe.readEnd, to: logPath); drained.signal() }
         switch spawned {
         case nil:
             return
@@ -520,6 +526,10 @@ final class PodStore: Sendable {
             Spawn.waitUntilExited(pid)
             _ = state.withLockedValue { $0.processes.removeValue(forKey: uid) }
             let termination = Spawn.reap(pid)
+            // The output written before the exit is in the log before the
+            // container counts as terminated (unless a grandchild keeps the
+            // pipe open).
+            _ = drained.wait(timeout: .now() + .seconds(2))
             let exitCode: Int32 = switch termination {
             case .exited(let code): code
             case .signalled(let signal): 128 + signal
@@ -530,6 +540,35 @@ final class PodStore: Sendable {
                     exitCode: exitCode, reason: exitCode == 0 ? "Completed" : "Error", message: nil,
                     startedAt: started, finishedAt: timestamp())
             }
+        }
+    }
+
+    /// Copies a container's output from the pipe to its log file and, each
+    /// line prefixed with an RFC 3339 timestamp, to `<log>.timestamps`
+    /// (for `timestamps=true`), until end of file.
+    static func copyOutput(from descriptor: Int32, to logPath: String) {
+        defer { close(descriptor) }
+        guard let log = FileHandle(forWritingAtPath: logPath),
+              let stamped = FileHandle(forWritingAtPath: logPath + ".timestamps") else { return }
+        defer { try? log.close(); try? stamped.close() }
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        var atLineStart = true
+        while true {
+            let count = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+            if count < 0 && errno == EINTR { continue }
+            guard count > 0 else { return }
+            let chunk = Data(buffer[0..<count])
+            log.write(chunk)
+            let prefix = Data((formatter.string(from: Date()) + " ").utf8)
+            var out = Data()
+            for byte in chunk {
+                if atLineStart { out.append(prefix); atLineStart = false }
+                out.append(byte)
+                if byte == UInt8(ascii: "\n") { atLineStart = true }
+            }
+            stamped.write(out)
         }
     }
 

@@ -133,6 +133,11 @@ struct KubeSimulatorTests {
 
             #expect(try curl.request("GET", "/api/v1/namespaces/default/pods/task-1-echo/log?container=base&tailLines=1").text == "10\n")
             #expect(try curl.request("GET", "/api/v1/namespaces/default/pods/task-1-echo/log?tailLines=5").text == "+ echo 10\n10\n")
+            let stamped = try curl.request("GET", "/api/v1/namespaces/default/pods/task-1-echo/log?timestamps=true").text
+            let stampedLines = stamped.split(separator: "\n")
+            #expect(stampedLines.count == 2)
+            #expect(stampedLines.last?.hasSuffix("Z 10") == true)
+            #expect(stampedLines.last?.hasPrefix("20") == true)
             let wrongContainer = try curl.request("GET", "/api/v1/namespaces/default/pods/task-1-echo/log?container=sidecar")
             #expect(wrongContainer.code == 400)
             #expect(wrongContainer.json["message"] as? String == "container sidecar is not valid for pod task-1-echo")
