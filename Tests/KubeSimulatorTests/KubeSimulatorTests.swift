@@ -149,6 +149,21 @@ struct KubeSimulatorTests {
         }
     }
 
+    /// The seed DAG's task-1-echo, run faithfully: `bash -cx echo 10` runs
+    /// `echo` with $0 = 10, so its log is the trace and an empty line, not
+    /// `10` (as on a real cluster).
+    @Test func seedEchoCommandRunsAsBashWould() async throws {
+        try await withSimulator { _, curl in
+            let name = "test-using-k8spodoperator-task-1-0a1b2c3d"
+            #expect(try curl.request("POST", "/api/v1/namespaces/airflow-k8spodoperator/pods", json: pod(name, command: ["bash", "-cx"], args: ["echo", "10"])).code == 201)
+            for _ in 0..<200 {
+                if try curl.request("GET", "/api/v1/namespaces/airflow-k8spodoperator/pods/\(name)").json[path: "status.phase"] as? String == "Succeeded" { break }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            #expect(try curl.request("GET", "/api/v1/namespaces/airflow-k8spodoperator/pods/\(name)/log").text == "+ echo\n\n")
+        }
+    }
+
     @Test func failedContainer() async throws {
         try await withSimulator { _, curl in
             #expect(try curl.request("POST", "/api/v1/namespaces/ns/pods", json: pod("fails", command: ["sh", "-c", "echo oops >&2; exit 3"])).code == 201)
