@@ -338,15 +338,30 @@ final class PodStore: Sendable {
     /// once with 0).
     func delete(namespace: String, name: String, gracePeriodSeconds: Int?) throws(KubeError) -> Data {
         let grace = max(0, gracePeriodSeconds ?? 30)
-        let (deleted, uid): (Data, String) = try locked { state throws(KubeError) in
-            guard var record = state.pods.removeValue(forKey: "\(namespace)/\(name)") else { throw KubeError.notFound(name) }
-            record.deletionTimestamp = timestamp(Date().addingTimeInterval(Double(grace)))
-            record.deletionGracePeriodSeconds = grace
+        let (deleted, uid, graceful): (Data, String, Bool) = try locked { state throws(KubeError) in
+            let key = "\(namespace)/\(name)"
+            guard var record = state.pods[key] else { throw KubeError.notFound(name) }
+            if grace > 0, let pid = state.processes[record.uid] {
+                // Graceful: the Pod stays, terminating (a MODIFIED with
+                // deletionTimestamp), until its process ends; then DELETED.
+                if record.deletionTimestamp == nil {
+                    record.deletionTimestamp = timestamp(Date().addingTimeInterval(Double(grace)))
+                    record.deletionGracePeriodSeconds = grace
+                    commit(&record, type: "MODIFIED", in: &state)
+                    kill(-pid, SIGTERM)
+                }
+                return (record.json(), record.uid, true)
+            }
+            state.pods.removeValue(forKey: key)
+            if record.deletionTimestamp == nil {
+                record.deletionTimestamp = timestamp()
+                record.deletionGracePeriodSeconds = 0
+            }
             commit(&record, type: "DELETED", in: &state, store: false)
-            if let pid = state.processes[record.uid] { kill(-pid, grace == 0 ? SIGKILL : SIGTERM) }
-            return (record.json(), record.uid)
+            if let pid = state.processes[record.uid] { kill(-pid, SIGKILL) }
+            return (record.json(), record.uid, false)
         }
-        if grace > 0 {
+        if graceful {
             DispatchQueue.global().asyncAfter(deadline: .now() + .seconds(grace)) { [self] in
                 state.withLockedValue { state in
                     if let pid = state.processes[uid] { kill(-pid, SIGKILL) }
@@ -539,6 +554,12 @@ final class PodStore: Sendable {
                 $0.container = .terminated(
                     exitCode: exitCode, reason: exitCode == 0 ? "Completed" : "Error", message: nil,
                     startedAt: started, finishedAt: timestamp())
+            }
+            // A graceful delete waited for this: now the Pod goes.
+            state.withLockedValue { state in
+                guard var record = state.pods[key], record.uid == uid, record.deletionTimestamp != nil else { return }
+                state.pods.removeValue(forKey: key)
+                commit(&record, type: "DELETED", in: &state, store: false)
             }
         }
     }

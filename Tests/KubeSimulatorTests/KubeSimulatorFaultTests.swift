@@ -43,6 +43,10 @@ struct KubeSimulatorFaultTests {
             #expect(deleted.code == 200)
             #expect(deleted.json[path: "metadata.deletionTimestamp"] as? String != nil)
             #expect(try await watch.wait { $0.events.contains { $0["type"] as? String == "DELETED" } })
+            // Terminating first (MODIFIED with deletionTimestamp), then gone.
+            let types = watch.events.map { "\($0["type"] as? String ?? "") \($0[path: "object.metadata.deletionTimestamp"] != nil)" }
+            #expect(types.first == "MODIFIED true")
+            #expect(types.last == "DELETED true")
             #expect(try curl.request("GET", "/api/v1/namespaces/default/pods/long").code == 404)
             // The process group got SIGTERM.
             var seen = false
