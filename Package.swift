@@ -21,6 +21,8 @@ let package = Package(
         .executable(name: "trellisd", targets: ["trellisd"]),
         .executable(name: "trellis-agent", targets: ["trellis-agent"]),
         .executable(name: "trellis-bench", targets: ["TrellisBench"]),
+        /// The Kubernetes API simulator (a test double; docs/architecture.md).
+        .executable(name: "trellis-kube-sim", targets: ["trellis-kube-sim"]),
         /// The C test executor plugin (c-instant), loaded by tests and benchmarks.
         .library(name: "trellis-executor-c-instant", type: .dynamic, targets: ["TrellisTestExecutor"]),
         /// The persistent-pool executor plugin (docs/executors.md).
@@ -227,6 +229,31 @@ let package = Package(
             swiftSettings: strictSwift
         ),
 
+        // MARK: Test doubles
+
+        /// The Kubernetes API simulator, a TEST DOUBLE: the Pod REST subset
+        /// the executors use (real paths and JSON, watches, logs) over plain
+        /// HTTP on NIO, each Pod "run" as a local process of its command.
+        .target(
+            name: "KubeSimulator",
+            dependencies: [
+                "TrellisProcess",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            swiftSettings: strictSwift
+        ),
+
+        /// The simulator as a program, for tests of the real binaries and the
+        /// standalone demo.
+        .executableTarget(
+            name: "trellis-kube-sim",
+            dependencies: ["KubeSimulator", "TrellisProcess"],
+            swiftSettings: strictSwift
+        ),
+
         // MARK: Executor plugins
 
         /// The executor plugin ABI: one C header, shared by the host and every
@@ -289,6 +316,12 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
+            swiftSettings: strictSwift
+        ),
+        /// The Kubernetes API simulator over real HTTP (curl) on loopback.
+        .testTarget(
+            name: "KubeSimulatorTests",
+            dependencies: ["KubeSimulator", "TrellisProcess", "TrellisTestSupport"],
             swiftSettings: strictSwift
         ),
         .testTarget(
