@@ -77,7 +77,9 @@ struct KubeSimulatorFaultTests {
     }
 
     @Test func unschedulableAndSlowStart() async throws {
-        try await withSimulator({ $0.startDelay = .milliseconds(500) }) { _, curl in
+        // A delay long enough that the pod is surely still pending when we
+        // look, however loaded the machine (500 ms was not).
+        try await withSimulator({ $0.startDelay = .seconds(4) }) { _, curl in
             var body = pod("nowhere", command: ["true"])
             body["spec"] = ["nodeSelector": ["gpu": "yes"], "containers": [["name": "base", "image": "busybox", "command": ["true"]]]]
             let created = try curl.request("POST", "/api/v1/namespaces/default/pods", json: body)
@@ -88,13 +90,12 @@ struct KubeSimulatorFaultTests {
             let clock = ContinuousClock()
             let start = clock.now
             #expect(try curl.request("POST", "/api/v1/namespaces/default/pods", json: pod("slow", command: ["true"])).code == 201)
-            try await Task.sleep(for: .milliseconds(200))
             let pending = try curl.request("GET", "/api/v1/namespaces/default/pods/slow").json
             #expect(pending[path: "status.phase"] as? String == "Pending")
             #expect(pending[path: "status.containerStatuses.0.state.waiting.reason"] as? String == "ContainerCreating")
             let done = try await waitFor(curl, "/api/v1/namespaces/default/pods/slow") { $0[path: "status.phase"] as? String == "Succeeded" }
             #expect(done[path: "status.phase"] as? String == "Succeeded")
-            #expect(clock.now - start >= .milliseconds(500))
+            #expect(clock.now - start >= .seconds(4))
             #expect(try curl.request("GET", "/api/v1/namespaces/default/pods/nowhere").json[path: "status.phase"] as? String == "Pending")
         }
     }
