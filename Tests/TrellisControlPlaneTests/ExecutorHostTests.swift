@@ -68,6 +68,7 @@ import TrellisProto
 
     @Test func adoptionAfterARestartAnswersFromWhatRan() async throws {
         let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
         let record = directory.appendingPathComponent("executions.tsv").path
         let settings = #"{"record_file": "\#(record)"}"#
 
@@ -99,7 +100,9 @@ import TrellisProto
     @Test func badPluginsAreReportedAndTheGoodOneStillLoads() throws {
         let plugins = try PluginFiles()
         let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
         let second = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: second) }
         func place(_ source: String, as name: String, in folder: URL = directory) throws {
             try FileManager.default.copyItem(atPath: source, toPath: folder.appendingPathComponent(name).path)
         }
@@ -137,6 +140,7 @@ import TrellisProto
     @Test func aPluginOfAnOlderMinorVersionLoadsAndIsNotCalledBeyondItsTable() throws {
         let plugins = try PluginFiles()
         let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
         try FileManager.default.copyItem(atPath: plugins.broken, toPath: directory.appendingPathComponent("old-abi-1-0.so").path)
         let fixture = try HostFixture()
         defer { fixture.host.shutdown() }
@@ -265,6 +269,7 @@ private func assignment(_ id: String, token: Int64 = 1, task: String, try number
     }
 }
 
+/// A fresh directory; the caller removes it (`defer`).
 private func temporaryDirectory() throws -> URL {
     let url = FileManager.default.temporaryDirectory.appendingPathComponent("trellis-host-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
