@@ -1,4 +1,5 @@
 import Foundation
+import TrellisCore
 import Yams
 
 /// Structured output for `-o json` and `-o yaml`: a tree with ordered keys,
@@ -56,7 +57,7 @@ public indirect enum Document: Sendable, Hashable {
         case .bool(let value): out += value ? "true" : "false"
         case .int(let value): out += String(value)
         case .double(let value): out += value.isFinite ? "\(value)" : "null"
-        case .string(let value): out += Self.jsonString(value)
+        case .string(let value): out += JSONString.quoted(value)
         case .list(let items):
             guard !items.isEmpty else { out += "[]"; return }
             out += "[\n"
@@ -70,29 +71,12 @@ public indirect enum Document: Sendable, Hashable {
             guard !fields.isEmpty else { out += "{}"; return }
             out += "{\n"
             for (index, field) in fields.enumerated() {
-                out += pad + Self.jsonString(field.key) + ": "
+                out += pad + JSONString.quoted(field.key) + ": "
                 field.value.writeJSON(into: &out, indent: indent + 1)
                 out += index == fields.count - 1 ? "\n" : ",\n"
             }
             out += closePad + "}"
         }
-    }
-
-    static func jsonString(_ value: String) -> String {
-        var out = "\""
-        for scalar in value.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case let control where control.value < 0x20:
-                out += String(format: "\\u%04x", control.value)
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
     }
 
     // MARK: YAML
