@@ -24,12 +24,7 @@ enum PoolBenchmark {
               let agentBinary = environment["TRELLIS_BENCH_AGENT"], let plugins = environment["TRELLIS_BENCH_PLUGIN_DIR"] else {
             throw BenchError(description: "pool: run it through ./scripts/bench pool, which builds trellisd, trellis-agent and the plugin and starts PostgreSQL")
         }
-        let migrator = try await PostgresConnection.connect(url)
-        try await Migrator.migrate(migrator)
-        await migrator.close()
-        let pool = PostgresPool(url, maximumConnections: 2)
-        let store = StateStore(pool: pool)
-        try await store.setPool("default_pool", slots: 100_000)
+        let (pool, store) = try await SchedulerBenchmark.migratedStore(url)
         try await store.submitDag(try chain())
         try await store.submitDag(try fanOut())
 

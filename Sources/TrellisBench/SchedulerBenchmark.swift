@@ -21,12 +21,7 @@ enum SchedulerBenchmark {
               let plugins = environment["TRELLIS_BENCH_PLUGIN_DIR"] else {
             throw BenchError(description: "scheduler: run it through ./scripts/bench scheduler, which builds trellisd and starts PostgreSQL")
         }
-        let migrator = try await PostgresConnection.connect(url)
-        try await Migrator.migrate(migrator)
-        await migrator.close()
-        let pool = PostgresPool(url, maximumConnections: 2)
-        let store = StateStore(pool: pool)
-        try await store.setPool("default_pool", slots: 100_000)
+        let (pool, store) = try await SchedulerBenchmark.migratedStore(url)
 
         try await store.submitDag(try fanOut())
         try await store.submitDag(try chain())
@@ -47,6 +42,18 @@ enum SchedulerBenchmark {
             Measurement(name: "scheduler.chain_tasks_per_s", value: Double(chainTasks) / chainSeconds, unit: "tasks/s"),
             Measurement(name: "scheduler.chain_seconds", value: chainSeconds, unit: "s"),
         ]
+    }
+
+    /// The benchmark database, migrated, with `default_pool` opened wide so
+    /// a figure is the system's speed, not a pool's limit.
+    static func migratedStore(_ url: String) async throws -> (PostgresPool, StateStore) {
+        let migrator = try await PostgresConnection.connect(url)
+        try await Migrator.migrate(migrator)
+        await migrator.close()
+        let pool = PostgresPool(url, maximumConnections: 2)
+        let store = StateStore(pool: pool)
+        try await store.setPool("default_pool", slots: 100_000)
+        return (pool, store)
     }
 
     /// One root, then every other task downstream of it.
