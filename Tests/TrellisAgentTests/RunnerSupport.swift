@@ -61,7 +61,7 @@ func startRequest(
 /// Plays the control plane's side of the outbox: takes every batch,
 /// records it and acknowledges it (after `delay`, or not at all while
 /// paused). Log data can be counted rather than kept.
-final class EventConsumer: Sendable {
+final class EventConsumer: RecordsAgentEvents, Sendable {
     let outbox: Outbox
     private let state = Mutex(State())
     private let task = Mutex<Task<Void, Never>?>(nil)
@@ -116,14 +116,23 @@ final class EventConsumer: Sendable {
     func pause(_ paused: Bool) { state.withLock { $0.paused = paused } }
 
     var events: [Trellis_V1_AgentEvent] { state.withLock { $0.events } }
+    func logBytes(of attemptID: String) -> Int { state.withLock { $0.logBytes[attemptID, default: 0] } }
+    func maximumBuffered(of attemptID: String) -> Int { state.withLock { $0.maximumBuffered[attemptID, default: 0] } }
+}
+
+/// Something that collects the agent's events (the runner's consumer, the
+/// test control plane): the questions tests ask of them.
+protocol RecordsAgentEvents {
+    var events: [Trellis_V1_AgentEvent] { get }
+}
+
+extension RecordsAgentEvents {
     func events(of attemptID: String) -> [Trellis_V1_ExecutorEvent] {
         events.filter { $0.event.attempt.attemptID == attemptID }.map(\.event)
     }
-    func logBytes(of attemptID: String) -> Int { state.withLock { $0.logBytes[attemptID, default: 0] } }
-    func maximumBuffered(of attemptID: String) -> Int { state.withLock { $0.maximumBuffered[attemptID, default: 0] } }
 
     /// The text of one stream of an attempt.
-    func output(of attemptID: String, _ stream: Trellis_V1_LogStream) -> String {
+    func output(of attemptID: String, _ stream: Trellis_V1_LogStream = .stdout) -> String {
         let data = events(of: attemptID).reduce(into: Data()) { data, event in
             if case .log(let chunk)? = event.event, chunk.stream == stream { data.append(chunk.data) }
         }

@@ -10,7 +10,7 @@ import TrellisWire
 /// it serves AgentControl, records every call, and calls the agent's
 /// AgentWorker over the connection the agent opened. It can be stopped and
 /// started again on the same port, keeping what it recorded.
-final class TestControlPlane: Sendable {
+final class TestControlPlane: RecordsAgentEvents, Sendable {
     static let token = "join-token"
 
     struct Record {
@@ -94,30 +94,6 @@ final class TestControlPlane: Sendable {
 
     /// Every event reported so far, in order.
     var events: [Trellis_V1_AgentEvent] { recorded.reports.flatMap(\.events) }
-
-    func events(of attemptID: String) -> [Trellis_V1_ExecutorEvent] {
-        events.filter { $0.event.attempt.attemptID == attemptID }.map(\.event)
-    }
-
-    func output(of attemptID: String, _ stream: Trellis_V1_LogStream = .stdout) -> String {
-        let data = events(of: attemptID).reduce(into: Data()) { data, event in
-            if case .log(let chunk)? = event.event, chunk.stream == stream { data.append(chunk.data) }
-        }
-        return String(decoding: data, as: UTF8.self)
-    }
-
-    /// Waits for the attempt's finished event.
-    func finished(_ attemptID: String, timeout: Duration = .seconds(60)) async throws -> Trellis_V1_AttemptFinished {
-        var found: Trellis_V1_AttemptFinished?
-        try await eventually("attempt \(attemptID) finished at the control plane", timeout: timeout) {
-            found = events(of: attemptID).lazy.compactMap { event -> Trellis_V1_AttemptFinished? in
-                if case .finished(let finished)? = event.event { return finished }
-                return nil
-            }.first
-            return found != nil
-        }
-        return found!
-    }
 
     /// Waits until the agent has registered `count` times.
     func registration(_ count: Int, timeout: Duration = .seconds(60)) async throws -> Trellis_V1_RegisterAgentRequest {
