@@ -241,7 +241,7 @@ struct KubeSimulatorTests {
         try await withSimulator { simulator, curl in
             #expect(try curl.request("POST", "/api/v1/namespaces/default/pods", json: pod("existing", command: ["true"])).code == 201)
             // Without a resourceVersion: an ADDED per existing Pod first; timeoutSeconds ends the stream.
-            let watch = try curl.stream("/api/v1/namespaces/default/pods?watch=true&labelSelector=%21nope&timeoutSeconds=1")
+            let watch = try curl.stream("/api/v1/namespaces/default/pods?watch=true&labelSelector=%21nope&timeoutSeconds=5")
             defer { watch.stop() }
             #expect(try await watch.wait { $0.events.contains { $0[path: "object.metadata.name"] as? String == "existing" } })
             var generated = pod("", command: ["true"])
