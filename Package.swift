@@ -104,6 +104,19 @@ let package = Package(
             swiftSettings: strictSwift
         ),
 
+        // MARK: Kubernetes
+
+        /// A Kubernetes REST client through libcurl: in-cluster and
+        /// kubeconfig authentication, Pods (create, get, list, watch, logs,
+        /// delete, events) and Deployments' scale. Linked by executor
+        /// plugins only, never by trellisd (plugins must not share a Swift
+        /// module with the host); Yams reads kubeconfig files.
+        .target(
+            name: "TrellisKube",
+            dependencies: ["CLibCurl", .product(name: "Yams", package: "Yams")],
+            swiftSettings: strictSwift
+        ),
+
         // MARK: Control plane
 
         /// trellisd's insides: the scheduler, the executor plugin host,
@@ -322,6 +335,13 @@ let package = Package(
         .testTarget(
             name: "KubeSimulatorTests",
             dependencies: ["KubeSimulator", "TrellisProcess", "TrellisTestSupport"],
+            swiftSettings: strictSwift
+        ),
+        /// TrellisKube over real HTTP (libcurl) against the simulator, and
+        /// its kubeconfig and in-cluster configuration.
+        .testTarget(
+            name: "TrellisKubeTests",
+            dependencies: ["TrellisKube", "KubeSimulator", "TrellisTestSupport"],
             swiftSettings: strictSwift
         ),
         .testTarget(

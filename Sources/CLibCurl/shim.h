@@ -46,4 +46,28 @@ static inline CURLcode trellis_curl_easy_getinfo_double(CURL *handle, CURLINFO i
     return curl_easy_getinfo(handle, info, value);
 }
 
+static inline CURLcode trellis_curl_easy_getinfo_off_t(CURL *handle, CURLINFO info, curl_off_t *value) {
+    return curl_easy_getinfo(handle, info, value);
+}
+
+static inline CURLcode trellis_curl_easy_getinfo_pointer(CURL *handle, CURLINFO info, void **value) {
+    return curl_easy_getinfo(handle, info, value);
+}
+
+/// Sets a CURLOPT_*_BLOB option (CA bundle, client certificate or key held
+/// in memory); libcurl copies the bytes.
+static inline CURLcode trellis_curl_easy_setopt_blob(CURL *handle, CURLoption option, const void *data, size_t length) {
+    struct curl_blob blob = { (void *)data, length, CURL_BLOB_COPY };
+    return curl_easy_setopt(handle, option, &blob);
+}
+
+static inline CURLMcode trellis_curl_multi_setopt_long(CURLM *handle, CURLMoption option, long value) {
+    return curl_multi_setopt(handle, option, value);
+}
+
+/// CURLMsg's result for a CURLMSG_DONE message (a union member).
+static inline CURLcode trellis_curl_msg_result(const CURLMsg *message) {
+    return message->data.result;
+}
+
 #endif
