@@ -27,6 +27,8 @@ let package = Package(
         .library(name: "trellis-executor-c-instant", type: .dynamic, targets: ["TrellisTestExecutor"]),
         /// The persistent-pool executor plugin (docs/executors.md).
         .library(name: "trellis-executor-persistent-pool", type: .dynamic, targets: ["PersistentPoolExecutor"]),
+        /// The pod-per-task executor plugin (docs/executors.md).
+        .library(name: "trellis-executor-pod-per-task", type: .dynamic, targets: ["PodPerTaskExecutor"]),
         /// Deliberately broken plugins for the plugin loader's tests.
         .library(name: "trellis-executor-broken", type: .dynamic, targets: ["TrellisBrokenExecutor"]),
         /// The wire protocol, for packages outside this one (the fuzz/ target).
@@ -300,6 +302,33 @@ let package = Package(
             swiftSettings: strictSwift
         ),
 
+        /// What the Swift executor plugins share (host callbacks behind a
+        /// gate, ExecutorEvents through the C SDK, settings JSON). Linked by
+        /// plugins only, never by the host.
+        .target(
+            name: "TrellisPluginKit",
+            dependencies: ["TrellisPluginSDK"],
+            path: "plugins/plugin-kit",
+            swiftSettings: strictSwift
+        ),
+
+        /// pod-per-task's pure parts: settings, Pod building, naming and
+        /// reading a Pod's status. Tested without a plugin or a cluster.
+        .target(
+            name: "PodPerTask",
+            dependencies: ["TrellisKube", "TrellisPluginKit"],
+            path: "plugins/pod-per-task/Core",
+            swiftSettings: strictSwift
+        ),
+
+        /// pod-per-task: one Kubernetes Pod per task (docs/executors.md).
+        .target(
+            name: "PodPerTaskExecutor",
+            dependencies: ["PodPerTask", "TrellisKube", "TrellisPluginKit", "TrellisPluginSDK"],
+            path: "plugins/pod-per-task/Plugin",
+            swiftSettings: strictSwift
+        ),
+
         /// Broken plugins, one fault per file name, for the loader's tests.
         .target(
             name: "TrellisBrokenExecutor",
@@ -342,6 +371,12 @@ let package = Package(
         .testTarget(
             name: "TrellisKubeTests",
             dependencies: ["TrellisKube", "KubeSimulator", "TrellisTestSupport"],
+            swiftSettings: strictSwift
+        ),
+        /// pod-per-task's pure parts: settings, Pod building, status reading.
+        .testTarget(
+            name: "PodPerTaskTests",
+            dependencies: ["PodPerTask", "TrellisKube", "TrellisPluginKit"],
             swiftSettings: strictSwift
         ),
         .testTarget(

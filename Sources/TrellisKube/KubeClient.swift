@@ -83,9 +83,11 @@ public final class KubeClient: Sendable {
     }
 
     /// A Pod's log so far (`tailLines`: only the last lines).
-    public func podLog(_ name: String, namespace: String, container: String? = nil, tailLines: Int? = nil) async throws(KubeError) -> Data {
+    public func podLog(
+        _ name: String, namespace: String, container: String? = nil, tailLines: Int? = nil, sinceTime: String? = nil
+    ) async throws(KubeError) -> Data {
         try await send("GET", Self.podsPath(namespace) + "/" + escape(name) + "/log" + query([
-            "container": container, "tailLines": tailLines.map(String.init),
+            "container": container, "tailLines": tailLines.map(String.init), "sinceTime": sinceTime,
         ])).body
     }
 

@@ -38,11 +38,11 @@ import TrellisProto
         }
         #expect(echo.pod.name == "test-using-k8spodoperator-task-1")
         #expect(echo.pod.cmds == ["bash", "-cx"])
-        #expect(echo.pod.arguments == ["echo", "10"])
+        #expect(echo.pod.arguments == ["echo 10"])
         #expect(echo.upstream.isEmpty)
         #expect(sleep.pod.name == "test-using-k8spodoperator-task-2")
         #expect(sleep.pod.cmds == ["sleep"])
-        #expect(sleep.pod.arguments == ["300"])
+        #expect(sleep.pod.arguments == ["{{ params.sleep_seconds }}"])
         #expect(sleep.upstream == ["task-1-echo"])
         #expect(dag.graph.topologicalOrder == [0, 1])
     }
