@@ -438,7 +438,7 @@ let package = Package(
         .testTarget(
             name: "TrellisdTests",
             dependencies: [
-                "TrellisTestSupport", "TrellisCore", "TrellisStore", "TrellisProto", "TrellisWire",
+                "TrellisTestSupport", "TrellisCore", "TrellisStore", "TrellisProto", "TrellisWire", "KubeSimulator", "TrellisKube",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             swiftSettings: strictSwift

@@ -41,9 +41,10 @@ final class ServedControlPlane: Sendable {
     }
 
     /// Starts a replica; returns once it printed where it serves.
-    func start(name: String, extra: [String] = []) async throws -> BackgroundProcess {
+    func start(name: String, extra: [String] = [], environment extraEnvironment: [String: String] = [:]) async throws -> BackgroundProcess {
         var environment = ProcessInfo.processInfo.environment
         environment["TRELLIS__EXECUTOR__C_INSTANT__RECORD_FILE"] = recordFile
+        environment.merge(extraEnvironment) { _, extra in extra }
         let process = try BackgroundProcess(try ChildProcess.builtProduct("trellisd"), [
             "serve", "--database-url", url, "--rpc-address", "127.0.0.1:0", "--http-address", "127.0.0.1:0",
             "--plugin-dirs", pluginDirectory, "--default-executor", "c-instant", "--sweep-interval", "200ms",
@@ -58,6 +59,12 @@ final class ServedControlPlane: Sendable {
             throw error
         }
         return process
+    }
+
+    /// Puts another built plugin (`libtrellis-executor-NAME.so`) in the
+    /// plugin directory, for replicas started after.
+    func addPlugin(_ file: String) throws {
+        try FileManager.default.createSymbolicLink(atPath: pluginDirectory + "/" + file, withDestinationPath: try ChildProcess.builtProduct(file))
     }
 
     /// Starts a `trellis-agent` joined to `replica`; returns once the
@@ -149,9 +156,10 @@ extension WireConnection {
     }
 
     /// Triggers a manual run; its run id.
-    func trigger(_ dagID: String, logicalDate: Date = Date(timeIntervalSince1970: 1_700_000_000)) async throws -> String {
+    func trigger(_ dagID: String, logicalDate: Date = Date(timeIntervalSince1970: 1_700_000_000), conf: String = "") async throws -> String {
         var request = Trellis_V1_TriggerRunRequest()
         request.dagID = dagID
+        request.confJson = conf
         request.logicalDate.unixMicros = Int64(logicalDate.timeIntervalSince1970 * 1_000_000)
         let response: Trellis_V1_TriggerRunResponse = try await call("TriggerRun", request)
         return response.run.runID
