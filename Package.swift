@@ -55,6 +55,11 @@ let package = Package(
             providers: [.apt(["libcurl4-openssl-dev"])]
         ),
         .systemLibrary(
+            name: "CLibYAML",
+            pkgConfig: "yaml-0.1",
+            providers: [.apt(["libyaml-dev"])]
+        ),
+        .systemLibrary(
             name: "CProtobufC",
             pkgConfig: "libprotobuf-c",
             providers: [.apt(["libprotobuf-c-dev"])]
@@ -111,11 +116,12 @@ let package = Package(
         /// A Kubernetes REST client through libcurl: in-cluster and
         /// kubeconfig authentication, Pods (create, get, list, watch, logs,
         /// delete, events) and Deployments' scale. Linked by executor
-        /// plugins only, never by trellisd (plugins must not share a Swift
-        /// module with the host); Yams reads kubeconfig files.
+        /// plugins only, never by trellisd; it uses no Swift package the
+        /// host links (plugins must not carry a second copy), so libyaml
+        /// reads kubeconfig files.
         .target(
             name: "TrellisKube",
-            dependencies: ["CLibCurl", .product(name: "Yams", package: "Yams")],
+            dependencies: ["CLibCurl", "CLibYAML"],
             swiftSettings: strictSwift
         ),
 

@@ -23,11 +23,12 @@ struct TrellisBench {
         case "store": { try await StoreBenchmark.run() }
         case "scheduler": { try await SchedulerBenchmark.run() }
         case "pool": { try await PoolBenchmark.run() }
+        case "pod": { try await PodBenchmark.run() }
         default: nil
         }
     }
 
-    static let names = ["core", "wire", "store", "scheduler", "pool"]
+    static let names = ["core", "wire", "store", "scheduler", "pool", "pod"]
 
     static func main() async throws {
         let arguments = CommandLine.arguments.dropFirst()

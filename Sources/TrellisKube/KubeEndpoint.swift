@@ -1,5 +1,4 @@
 public import Foundation
-import Yams
 
 /// Where the Kubernetes API is and how to authenticate to it: from the Pod's
 /// ServiceAccount when running in a cluster, or from a kubeconfig file
@@ -154,8 +153,8 @@ struct Kubeconfig {
 
     static func parse(_ text: String, file: String) throws(KubeError) -> Kubeconfig {
         let root: Any?
-        do { root = try Yams.load(yaml: text) } catch {
-            throw .configuration("kubeconfig \(file) is not valid YAML: \(error)")
+        do throws(YAMLDocument.Problem) { root = try YAMLDocument.load(text) } catch {
+            throw .configuration("kubeconfig \(file) is not valid YAML: \(error.message)")
         }
         guard let document = root as? [String: Any] else {
             if root == nil { return Kubeconfig() }

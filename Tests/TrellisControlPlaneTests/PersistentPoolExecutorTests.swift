@@ -333,21 +333,6 @@ import TrellisTestSupport
             "1 task(s) with queue selector 'gpu=true' have waited 61 s and no agent of pool 'default' matches it (none connected with those labels, or all draining); they stay queued until one joins",
         ])
     }
-
-    /// The plugin must not carry its own copy of any Swift module the host
-    /// links (swift-protobuf, TrellisProto, ...): it shares only C.
-    @Test func thePluginLinksNoSwiftModuleOfTheHost() async throws {
-        let library = try ChildProcess.builtProduct("libtrellis-executor-persistent-pool.so")
-        let symbols = try await ChildProcess.run("/usr/bin/nm", ["-D", library])
-        #expect(symbols.status == 0, "\(symbols.stderr)")
-        #expect(symbols.stdout.contains(" T trellis_executor_entry_v1"))
-        for module in ["SwiftProtobuf", "TrellisProto", "TrellisCore", "TrellisWire", "TrellisControlPlane", "NIOCore", "Logging"] {
-            // Mangled Swift names spell a module as <length><name>.
-            #expect(!symbols.stdout.contains("\(module.count)\(module)"), "the plugin references Swift module \(module)")
-        }
-        let libraries = try await ChildProcess.run("/usr/bin/ldd", [library])
-        #expect(!libraries.stdout.contains("not found"), "\(libraries.stdout)")
-    }
 }
 
 // MARK: - Fixture
