@@ -303,7 +303,7 @@ let package = Package(
         /// linked against the C SDK only (no Swift module of ours).
         .target(
             name: "PersistentPoolExecutor",
-            dependencies: ["TrellisPluginSDK"],
+            dependencies: ["TrellisPluginKit", "TrellisPluginSDK"],
             path: "plugins/persistent-pool",
             swiftSettings: strictSwift
         ),

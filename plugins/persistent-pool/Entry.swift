@@ -6,6 +6,7 @@
 // links those statically, and a second copy in the plugin would split every
 // global. Messages go through the C SDK (protobuf-c); only the toolchain's
 // dynamic libraries (stdlib, Synchronization, Foundation) are shared.
+import TrellisPluginKit
 import TrellisPluginSDK
 
 #if canImport(Glibc)
@@ -30,17 +31,17 @@ nonisolated(unsafe) private let executorTable: UnsafeMutablePointer<trellis_exec
         name: UnsafePointer(strdup(executorName)),
         version: UnsafePointer(strdup("1.0.0")),
         create: { host, config, length, error in createExecutor(host, config, length, error) },
-        submit: { instance, bytes, length, error in call(instance, bytes, length, error) { $0.submit($1) } },
-        cancel: { instance, bytes, length, error in call(instance, bytes, length, error) { $0.cancel($1) } },
-        adopt: { instance, bytes, length, error in call(instance, bytes, length, error) { $0.adopt($1) } },
-        tick: { instance, bytes, length, error in call(instance, bytes, length, error) { $0.tick($1) } },
+        submit: { callInstance($0, $1, $2, $3, executor: executorName) { (executor: PoolExecutor, bytes) in executor.submit(bytes) } },
+        cancel: { callInstance($0, $1, $2, $3, executor: executorName) { (executor: PoolExecutor, bytes) in executor.cancel(bytes) } },
+        adopt: { callInstance($0, $1, $2, $3, executor: executorName) { (executor: PoolExecutor, bytes) in executor.adopt(bytes) } },
+        tick: { callInstance($0, $1, $2, $3, executor: executorName) { (executor: PoolExecutor, bytes) in executor.tick(bytes) } },
         destroy: { instance in
             guard let instance else { return }
             let executor = Unmanaged<PoolExecutor>.fromOpaque(instance).takeRetainedValue()
             executor.stop()
         },
         free_error: { error in free(error) },
-        agents_changed: { instance, bytes, length, error in call(instance, bytes, length, error) { $0.agentsChanged($1) } }
+        agents_changed: { callInstance($0, $1, $2, $3, executor: executorName) { (executor: PoolExecutor, bytes) in executor.agentsChanged(bytes) } }
     ))
     return table
 }()
@@ -68,28 +69,8 @@ private func createExecutor(
     case .failure(let problem):
         return fail(problem.message)
     case .success(let settings):
-        let executor = PoolExecutor(name: name, settings: settings, host: host)
+        let executor = PoolExecutor(name: name, settings: settings, host: PluginHost(host))
         executor.log(TRELLIS_LOG_INFO, "ready: dispatching process tasks to agents of pool '\(settings.agentPool)' (adopt grace \(settings.adoptGraceSeconds) s)")
         return Unmanaged.passRetained(executor).toOpaque()
-    }
-}
-
-/// Runs one message-taking ABI function on the instance.
-private func call(
-    _ instance: UnsafeMutableRawPointer?, _ bytes: UnsafePointer<UInt8>?, _ length: Int,
-    _ error: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?,
-    _ body: (PoolExecutor, UnsafeRawBufferPointer) -> Result<Void, CallError>
-) -> Int32 {
-    guard let instance else {
-        error?.pointee = strdup("\(executorName): called without an instance")
-        return TRELLIS_ERROR_INVALID_ARGUMENT
-    }
-    let executor = Unmanaged<PoolExecutor>.fromOpaque(instance).takeUnretainedValue()
-    switch body(executor, UnsafeRawBufferPointer(start: bytes, count: bytes == nil ? 0 : length)) {
-    case .success:
-        return TRELLIS_OK
-    case .failure(let failure):
-        error?.pointee = strdup(failure.message)
-        return failure.status
     }
 }

@@ -1,3 +1,4 @@
+import TrellisPluginKit
 import TrellisPluginSDK
 
 #if canImport(Glibc)
@@ -10,16 +11,7 @@ import Glibc
 /// imports (protoc-c cannot compile agent.proto's services: a method named
 /// `Register` becomes a C member named `register`, a keyword).
 enum Messages {
-    static func string(_ pointer: UnsafeMutablePointer<CChar>?) -> String {
-        pointer.map { String(cString: $0) } ?? ""
-    }
-
-    /// Wall-clock time in microseconds since the epoch (Timestamp's unit).
-    static func nowMicros() -> Int64 {
-        var spec = timespec()
-        clock_gettime(CLOCK_REALTIME, &spec)
-        return Int64(spec.tv_sec) * 1_000_000 + Int64(spec.tv_nsec) / 1_000
-    }
+    static let string = PluginMessages.string
 
     // MARK: TaskAssignment
 
@@ -111,68 +103,12 @@ enum Messages {
         }
         return agents
     }
-
-    // MARK: ExecutorEvent
-
-    /// An ExecutorEvent carrying `finished` for one attempt.
-    static func finishedEvent(_ finished: FinishedEvent) -> [UInt8] {
-        finished.attemptID.withCString { id in
-            finished.reason.withCString { reason in
-                finished.message.withCString { message in
-                    var ref = Trellis__V1__AttemptRef()
-                    trellis__v1__attempt_ref__init(&ref)
-                    ref.attempt_id = UnsafeMutablePointer(mutating: id)
-                    ref.fencing_token = finished.fencingToken
-                    var at = Trellis__V1__Timestamp()
-                    trellis__v1__timestamp__init(&at)
-                    at.unix_micros = nowMicros()
-                    var body = Trellis__V1__AttemptFinished()
-                    trellis__v1__attempt_finished__init(&body)
-                    body.outcome = finished.outcome
-                    body.reason = UnsafeMutablePointer(mutating: reason)
-                    body.message = UnsafeMutablePointer(mutating: message)
-                    return withUnsafeMutablePointer(to: &ref) { ref in
-                        withUnsafeMutablePointer(to: &at) { at in
-                            withUnsafeMutablePointer(to: &body) { body in
-                                var event = Trellis__V1__ExecutorEvent()
-                                trellis__v1__executor_event__init(&event)
-                                event.attempt = ref
-                                event.at = at
-                                event.event_case = TRELLIS__V1__EXECUTOR_EVENT__EVENT_FINISHED
-                                event.finished = body
-                                let size = trellis__v1__executor_event__get_packed_size(&event)
-                                var bytes = [UInt8](repeating: 0, count: size)
-                                bytes.withUnsafeMutableBufferPointer { _ = trellis__v1__executor_event__pack(&event, $0.baseAddress) }
-                                return bytes
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
 }
 
-/// A finished event the plugin reports itself (the agent reports the rest).
-struct FinishedEvent: Sendable {
-    var attemptID: String
-    var fencingToken: Int64
-    var outcome: Trellis__V1__AttemptOutcome
-    var reason: String
-    var message: String
-
+extension FinishedEvent {
+    /// Cancelled before an agent had it (the agent reports the rest).
     static func cancelled(_ attemptID: String, _ fencingToken: Int64, reason: String) -> FinishedEvent {
-        FinishedEvent(
-            attemptID: attemptID, fencingToken: fencingToken, outcome: TRELLIS__V1__ATTEMPT_OUTCOME__ATTEMPT_OUTCOME_CANCELLED,
-            reason: "Cancelled", message: reason.isEmpty ? "cancelled before it reached an agent" : reason
-        )
-    }
-
-    static func failed(_ attemptID: String, _ fencingToken: Int64, reason: String, message: String) -> FinishedEvent {
-        FinishedEvent(
-            attemptID: attemptID, fencingToken: fencingToken, outcome: TRELLIS__V1__ATTEMPT_OUTCOME__ATTEMPT_OUTCOME_FAILED,
-            reason: reason, message: message
-        )
+        .cancelled(attemptID, fencingToken, reason: "Cancelled", message: reason.isEmpty ? "cancelled before it reached an agent" : reason)
     }
 }
 

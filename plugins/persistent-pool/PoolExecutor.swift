@@ -1,4 +1,5 @@
 import Synchronization
+import TrellisPluginKit
 import TrellisPluginSDK
 
 #if canImport(Glibc)
@@ -13,13 +14,12 @@ import Glibc
 final class PoolExecutor: @unchecked Sendable {
     let name: String
     let settings: Settings
-    private let host: UnsafePointer<trellis_host_v1>
+    /// The host's callbacks; none is made after `stop()` (completions may
+    /// still arrive and find it stopped).
+    private let host: PluginHost
     private let state: Mutex<PoolState>
-    /// Host calls in progress, and whether destroy began: destroy waits for
-    /// the calls, and none start after it (completions may still arrive).
-    private let gate = Mutex<(stopped: Bool, active: Int)>((false, 0))
 
-    init(name: String, settings: Settings, host: UnsafePointer<trellis_host_v1>) {
+    init(name: String, settings: Settings, host: PluginHost) {
         self.name = name
         self.settings = settings
         self.host = host
@@ -38,7 +38,7 @@ final class PoolExecutor: @unchecked Sendable {
         case .success(let made): task = made
         case .failure(let problem): return .failure(CallError(TRELLIS_ERROR_INVALID_ARGUMENT, problem.message))
         }
-        let now = Messages.nowMicros()
+        let now = PluginMessages.nowMicros()
         _ = state.withLock { $0.submit(task, now: now) }
         pump()
         return .success(())
@@ -68,7 +68,7 @@ final class PoolExecutor: @unchecked Sendable {
             return .failure(CallError(TRELLIS_ERROR_INVALID_ARGUMENT, "\(name): adopt expects a trellis.v1.AdoptRequest"))
         }
         defer { trellis__v1__adopt_request__free_unpacked(request, nil) }
-        let now = Messages.nowMicros()
+        let now = PluginMessages.nowMicros()
         var invalid: [FinishedEvent] = []
         var placed = 0, waiting = 0
         for index in 0..<request.pointee.n_attempts {
@@ -103,7 +103,7 @@ final class PoolExecutor: @unchecked Sendable {
         }
         let given = request.pointee.now?.pointee.unix_micros ?? 0
         trellis__v1__tick_request__free_unpacked(request, nil)
-        let now = given > 0 ? given : Messages.nowMicros()
+        let now = given > 0 ? given : PluginMessages.nowMicros()
         let warnings = state.withLock { $0.tick(now: now) }
         for warning in warnings { log(TRELLIS_LOG_WARNING, warning) }
         pump()
@@ -116,7 +116,7 @@ final class PoolExecutor: @unchecked Sendable {
         }
         let agents = Messages.agents(from: update)
         trellis__v1__agents_update__free_unpacked(update, nil)
-        let now = Messages.nowMicros()
+        let now = PluginMessages.nowMicros()
         state.withLock { $0.replaceAgents(agents, now: now) }
         pump()
         return .success(())
@@ -125,8 +125,7 @@ final class PoolExecutor: @unchecked Sendable {
     /// No host calls after this returns; completions still in flight find
     /// the instance stopped and only release their context.
     func stop() {
-        gate.withLock { $0.stopped = true }
-        while gate.withLock({ $0.active }) > 0 { usleep(100) }
+        host.stop()
     }
 
     // MARK: Dispatching
@@ -203,49 +202,19 @@ final class PoolExecutor: @unchecked Sendable {
 
     // MARK: Host calls
 
-    private func withHost<T>(_ body: (trellis_host_v1) -> T) -> T? {
-        let entered = gate.withLock { gate -> Bool in
-            if gate.stopped { return false }
-            gate.active += 1
-            return true
-        }
-        guard entered else { return nil }
-        defer { gate.withLock { $0.active -= 1 } }
-        return body(host.pointee)
-    }
-
     private func callAgent(_ agent: String, _ method: String, _ payload: [UInt8], completion: trellis_agent_call_completion, context: UnsafeMutableRawPointer) -> Int32 {
-        withHost { host in
-            agent.withCString { agent in
-                method.withCString { method in
-                    payload.withUnsafeBufferPointer { payload in
-                        host.call_agent(host.ctx, agent, method, payload.baseAddress, payload.count, completion, context)
-                    }
-                }
-            }
-        } ?? TRELLIS_ERROR_UNAVAILABLE
+        host.callAgent(agent, method, payload, completion: completion, context: context)
     }
 
     func emit(_ finished: FinishedEvent) {
-        let bytes = Messages.finishedEvent(finished)
-        let status = withHost { host in bytes.withUnsafeBufferPointer { host.emit_event(host.ctx, $0.baseAddress, $0.count) } }
+        let status = host.emit(PluginMessages.finishedEvent(finished))
         if let status, status != TRELLIS_OK {
             log(TRELLIS_LOG_ERROR, "the host refused the finished event of attempt \(finished.attemptID) (status \(status))")
         }
     }
 
     func log(_ level: Int32, _ message: String) {
-        _ = withHost { host in message.withCString { host.log(host.ctx, level, $0) } }
-    }
-}
-
-/// An error status and message for the host.
-struct CallError: Error {
-    var status: Int32
-    var message: String
-    init(_ status: Int32, _ message: String) {
-        self.status = status
-        self.message = message
+        host.log(level, message)
     }
 }
 

@@ -1,3 +1,5 @@
+import TrellisPluginKit
+
 /// What the executor knows, and every decision it makes, without I/O:
 /// PoolExecutor calls these under its mutex and carries out what they
 /// return (agent calls, events, log lines) after releasing it.

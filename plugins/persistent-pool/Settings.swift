@@ -1,8 +1,4 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
+import TrellisPluginKit
 
 /// The executor's settings: the JSON object in ExecutorConfig.config_json,
 /// from the configuration file's `executors: persistent-pool:` section or
@@ -23,13 +19,10 @@ struct Settings: Sendable, Equatable {
 
     static func parse(_ json: String, executor: String) -> Result<Settings, SettingsError> {
         var settings = Settings()
-        let text = json.trimmingSpaces
-        if text.isEmpty { return .success(settings) }
         let object: [String: JSONValue]
-        do {
-            object = try JSONDecoder().decode([String: JSONValue].self, from: Data(text.utf8))
-        } catch {
-            return .failure(SettingsError("\(executor): its settings are not a JSON object: \(text)"))
+        switch JSONValue.settingsObject(json, executor: executor) {
+        case .success(let parsed): object = parsed
+        case .failure(let error): return .failure(error)
         }
         for key in object.keys.sorted() {
             let value = object[key]!
@@ -56,49 +49,5 @@ struct Settings: Sendable, Equatable {
             }
         }
         return .success(settings)
-    }
-}
-
-struct SettingsError: Error, Sendable {
-    var message: String
-    init(_ message: String) { self.message = message }
-}
-
-/// One JSON value, keeping apart what JSONSerialization would blur
-/// (true is not 1).
-enum JSONValue: Decodable, Sendable, CustomStringConvertible {
-    case string(String)
-    case integer(Int64)
-    case number(Double)
-    case boolean(Bool)
-    case null
-    case structured
-
-    init(from decoder: any Decoder) throws {
-        let container = try decoder.singleValueContainer()
-        if container.decodeNil() {
-            self = .null
-        } else if let value = try? container.decode(Bool.self) {
-            self = .boolean(value)
-        } else if let value = try? container.decode(Int64.self) {
-            self = .integer(value)
-        } else if let value = try? container.decode(Double.self) {
-            self = .number(value)
-        } else if let value = try? container.decode(String.self) {
-            self = .string(value)
-        } else {
-            self = .structured
-        }
-    }
-
-    var description: String {
-        switch self {
-        case .string(let text): "the string \"\(text)\""
-        case .integer(let number): "the number \(number)"
-        case .number(let number): "the number \(number)"
-        case .boolean(let flag): "\(flag)"
-        case .null: "null"
-        case .structured: "an object or array"
-        }
     }
 }
