@@ -114,6 +114,35 @@ import TrellisWire
             let pods = try await Self.pods(setup.kube, namespace: "jobs")
             #expect(pods.count == 1)
             #expect(pods.first?.name == task.podName)
+
+            // `trellis runs show` tells the user why (apache/airflow#12264).
+            let admin = try String(contentsOfFile: setup.served.adminTokenFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+            let trellis = try CLITests.CLI(
+                scratch: setup.served.scratch, address: "127.0.0.1:\(try ServedControlPlane.ports(of: setup.trellisd).rpc)", token: admin)
+            let shown = try await trellis("runs", "show", "bad_image", "latest", "-o", "json")
+            #expect(shown.status == 0, "\(shown.stderr)")
+            #expect(shown.stdout.contains("ErrImagePull"), "\(shown.stdout)")
+            let table = try await trellis("runs", "show", "bad_image", "latest")
+            #expect(table.stdout.contains("ErrImagePull"), "\(table.stdout)")
+        }
+    }
+
+    @Test func anUnschedulablePodFailsAtItsStartupTimeout() async throws {
+        try await Self.with { setup in
+            let api = setup.api
+            _ = try await api.submit("""
+                dag_id: nowhere
+                default_args: {executor: pod-per-task, retries: 0, namespace: jobs, image: "busybox:1.36"}
+                tasks:
+                  - {task_id: gpu, cmds: ["true"], node_selector: {accelerator: h100}, startup_timeout_seconds: 2}
+                """, file: "nowhere.yaml")
+            let run = try await api.trigger("nowhere")
+            let end = try await api.waitForEnd("nowhere", run, within: .seconds(60), explaining: [setup.trellisd])
+            let task = try #require(end.tasks.first)
+            #expect(task.state == .failed)
+            #expect(task.failureReason.contains("not scheduled within 2 s"), "\(task.failureReason)")
+            // Deleted (delete_pod), never started.
+            #expect(try await Self.pods(setup.kube, namespace: "jobs").isEmpty)
         }
     }
 

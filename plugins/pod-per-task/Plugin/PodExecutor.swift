@@ -499,10 +499,20 @@ final class PodExecutor: @unchecked Sendable {
     }
 
     private func cancelPod(_ attemptID: String) async {
-        guard let attempt = state.withLock({ $0.attempts[attemptID] }) else { return }
+        // Follow the log now if nothing does yet (the pod may have started
+        // between two watch events): the lines the container writes until
+        // it exits are copied before the pod is gone.
+        let (snapshot, startFollowing) = state.withLock { state -> (Attempt?, Bool) in
+            guard let attempt = state.attempts[attemptID] else { return (nil, false) }
+            guard attempt.task.getLogs, attempt.following == nil, !attempt.followOpen, !attempt.logEnded else { return (attempt, false) }
+            state.attempts[attemptID]?.followOpen = true
+            return (attempt, true)
+        }
+        guard let attempt = snapshot else { return }
+        if startFollowing { follow(attemptID, attempt) }
         let reason = attempt.cancelReason ?? "cancelled"
         await deletePod(attempt, grace: settings.cancelGraceSeconds)
-        if attempt.task.getLogs, attempt.followOpen || attempt.following != nil {
+        if attempt.task.getLogs {
             // The container gets SIGTERM; its last lines arrive before the stream ends.
             let deadline = ContinuousClock.now + .seconds(settings.cancelGraceSeconds + settings.logWaitSeconds)
             while state.withLock({ $0.attempts[attemptID].map { $0.followOpen && !$0.logEnded } ?? false }), ContinuousClock.now < deadline {
@@ -511,6 +521,7 @@ final class PodExecutor: @unchecked Sendable {
         }
         let stream = state.withLock { state -> CurlStream? in
             defer { state.attempts[attemptID] = nil }
+            state.attempts[attemptID]?.followOpen = false
             return state.attempts[attemptID]?.following
         }
         stream?.cancel()
