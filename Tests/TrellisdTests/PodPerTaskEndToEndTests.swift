@@ -90,6 +90,8 @@ import TrellisWire
             // The pod name is what the attempt ran on.
             let echoTask = try #require(end.tasks.first { $0.taskID == "task-1-echo" })
             #expect(echoTask.podName == echo.name, "\(echoTask)")
+            // A success has no failure reason to show.
+            #expect(end.tasks.allSatisfy { $0.failureReason.isEmpty }, "\(end.tasks.map(\.failureReason))")
         }
     }
 

@@ -459,7 +459,8 @@ final class PodExecutor: @unchecked Sendable {
         emitFinished(FinishedEvent(
             attemptID: attemptID, fencingToken: task.fencingToken,
             outcome: ending.succeeded ? TRELLIS__V1__ATTEMPT_OUTCOME__ATTEMPT_OUTCOME_SUCCEEDED : TRELLIS__V1__ATTEMPT_OUTCOME__ATTEMPT_OUTCOME_FAILED,
-            exitCode: ending.exitCode, reason: ending.reason, message: ending.message,
+            // A success carries no reason: the task list shows reasons as failures.
+            exitCode: ending.exitCode, reason: ending.succeeded ? "" : ending.reason, message: ending.succeeded ? "" : ending.message,
             at: Messages.micros(rfc3339: ending.finishedAt)))
     }
 
