@@ -7,7 +7,8 @@ import NIOPosix
 /// A Kubernetes API simulator — a TEST DOUBLE, not a Kubernetes.
 ///
 /// It serves the subset of the Pod REST API that Trellis's executors use,
-/// with the real paths and JSON, on plain HTTP (no TLS, no authentication):
+/// with the real paths and JSON, on plain HTTP (no TLS; bearer-token
+/// authentication when configured):
 /// create, get, list and watch (label selectors, resourceVersions, 410 Gone
 /// for a resourceVersion older than its bounded history), delete, and
 /// logs (whole or followed). It "runs" each Pod by executing its first
@@ -32,6 +33,13 @@ public final class KubeSimulator: Sendable {
         /// How long each Pod stays Pending (ContainerCreating) before its
         /// process starts: a slow start.
         public var startDelay: Duration = .zero
+        /// When set, every API request (not `/simulator/…`) must carry
+        /// `Authorization: Bearer <token>`; others get 401 Unauthorized.
+        public var bearerToken: String? = nil
+        /// A file holding the token (surrounding whitespace ignored), read
+        /// again on every request so tests can rotate it; wins over
+        /// `bearerToken`. A missing or empty file lets no request in.
+        public var bearerTokenFile: String? = nil
 
         public init(host: String = "127.0.0.1", port: Int = 0, historyLimit: Int = 1000, logDirectory: String? = nil) {
             self.host = host
@@ -47,6 +55,7 @@ public final class KubeSimulator: Sendable {
     private let ownedLogDirectory: String?
     private let listener = NIOLockedValueBox<(any Channel)?>(nil)
     private let connections = NIOLockedValueBox<[ObjectIdentifier: any Channel]>([:])
+    let traffic = Traffic()
 
     public init(configuration: Configuration = Configuration()) throws {
         self.configuration = configuration
@@ -61,6 +70,8 @@ public final class KubeSimulator: Sendable {
     /// Binds and starts serving.
     public func start() async throws {
         let store = self.store
+        let authenticator = Authenticator(token: configuration.bearerToken, tokenFile: configuration.bearerTokenFile)
+        let traffic = self.traffic
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -69,7 +80,8 @@ public final class KubeSimulator: Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     let operations = channel.pipeline.syncOperations
                     try operations.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
-                    try operations.addHandler(KubeHTTPHandler(store: store))
+                    try operations.addHandler(KubeHTTPHandler(store: store, authenticator: authenticator, traffic: traffic))
+                    traffic.connectionAccepted()
                     let key = ObjectIdentifier(channel)
                     connections.withLockedValue { $0[key] = channel }
                     channel.closeFuture.whenComplete { [self] _ in
@@ -96,6 +108,16 @@ public final class KubeSimulator: Sendable {
         store.inject(Fault(code: code, count: count, method: method))
     }
 
+    /// How many API requests (not `/simulator/…`) arrived with `method` for
+    /// `path` (without the query), answered or refused; keys of
+    /// `requestCounts` are `"GET /api/v1/namespaces/default/pods"`. Also
+    /// `GET /simulator/requests`.
+    public func requestCount(method: String, path: String) -> Int { traffic.count(method: method, path: path) }
+    public var requestCounts: [String: Int] { traffic.counts }
+    /// TCP connections accepted so far (keep-alive reuse shows as fewer
+    /// connections than requests).
+    public var connectionsAccepted: Int { traffic.connections }
+
     /// Closes every open watch's connection (also `POST /simulator/drop-watches`).
     public func dropWatches() { store.dropWatches() }
 
@@ -116,6 +138,8 @@ final class KubeHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias OutboundOut = HTTPServerResponsePart
 
     let store: PodStore
+    let authenticator: Authenticator
+    let traffic: Traffic
     private var head: HTTPRequestHead?
     private var body = ByteBuffer()
     /// The open watch of this connection, if any.
@@ -125,7 +149,11 @@ final class KubeHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var active = true
     private var tooLarge = false
 
-    init(store: PodStore) { self.store = store }
+    init(store: PodStore, authenticator: Authenticator, traffic: Traffic) {
+        self.store = store
+        self.authenticator = authenticator
+        self.traffic = traffic
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
@@ -163,7 +191,12 @@ final class KubeHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             control(context: context, head: head, path: path, body: body)
             return
         }
+        traffic.record(method: head.method.rawValue, path: components?.path ?? "")
         do throws(KubeError) {
+            // As the API server does: authentication before anything else.
+            guard authenticator.allows(head.headers["Authorization"].first) else {
+                throw KubeError(code: 401, reason: "Unauthorized", message: "Unauthorized")
+            }
             if let fault = store.takeFault(method: head.method.rawValue) { throw fault }
             guard path.count >= 5, path[0] == "api", path[1] == "v1", path[2] == "namespaces", path[4] == "pods" else {
                 throw KubeError(code: 404, reason: "NotFound", message: "the server could not find the requested resource")
@@ -214,6 +247,8 @@ final class KubeHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         case (.POST, "drop-watches"):
             respond(context: context, head: head, code: 204, body: Data())
             store.dropWatches()
+        case (.GET, "requests"):
+            respond(context: context, head: head, code: 200, body: traffic.json())
         default:
             respond(context: context, head: head, code: 404, body: KubeError(code: 404, reason: "NotFound", message: "no such simulator endpoint").status)
         }
@@ -342,5 +377,55 @@ final class KubeHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             }
             loop.execute { bound.value.handler.endStream(context: bound.value.context, head: head) }
         }
+    }
+}
+
+/// Bearer-token authentication, as the API server's token authenticator
+/// answers it: no header, another scheme or another token is 401.
+struct Authenticator: Sendable {
+    var token: String?
+    var tokenFile: String?
+
+    /// The token in force now (the file is read on every call); nil when
+    /// authentication is off.
+    func currentToken() -> String?? {
+        if let tokenFile {
+            let contents = FileManager.default.contents(atPath: tokenFile).map { String(decoding: $0, as: UTF8.self) } ?? ""
+            return .some(contents.trimmingCharacters(in: .whitespacesAndNewlines))
+        }
+        if let token { return .some(token) }
+        return .none
+    }
+
+    func allows(_ authorization: String?) -> Bool {
+        guard case .some(let expected) = currentToken() else { return true }
+        guard let expected, !expected.isEmpty, let authorization else { return false }
+        let parts = authorization.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
+        guard parts.count == 2, parts[0].lowercased() == "bearer" else { return false }
+        let given = Array(parts[1].trimmingCharacters(in: .whitespaces).utf8), wanted = Array(expected.utf8)
+        // Constant time for tokens of the same length.
+        guard given.count == wanted.count else { return false }
+        return zip(given, wanted).reduce(UInt8(0)) { $0 | ($1.0 ^ $1.1) } == 0
+    }
+}
+
+/// What arrived: API requests per method and path, connections accepted.
+final class Traffic: Sendable {
+    private let state = NIOLockedValueBox<(counts: [String: Int], connections: Int)>(([:], 0))
+
+    func record(method: String, path: String) {
+        state.withLockedValue { $0.counts["\(method) \(path)", default: 0] += 1 }
+    }
+
+    func connectionAccepted() { state.withLockedValue { $0.connections += 1 } }
+
+    func count(method: String, path: String) -> Int { state.withLockedValue { $0.counts["\(method) \(path)"] ?? 0 } }
+    var counts: [String: Int] { state.withLockedValue { $0.counts } }
+    var connections: Int { state.withLockedValue { $0.connections } }
+
+    /// `{"requests":{"GET /api/v1/…":2},"connections":1}`.
+    func json() -> Data {
+        let (counts, connections) = state.withLockedValue { ($0.counts, $0.connections) }
+        return (try? JSONSerialization.data(withJSONObject: ["requests": counts, "connections": connections], options: [.sortedKeys])) ?? Data()
     }
 }

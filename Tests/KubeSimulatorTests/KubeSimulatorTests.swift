@@ -10,9 +10,12 @@ import Glibc
 struct Curl {
     let base: String
     let directory: String
+    /// Sent with every request (e.g. `Authorization: Bearer …`).
+    var headers: [String] = []
 
-    init(port: Int) throws {
+    init(port: Int, token: String? = nil) throws {
         base = "http://127.0.0.1:\(port)"
+        if let token { headers = ["Authorization: Bearer \(token)"] }
         directory = NSTemporaryDirectory() + "kube-sim-test-" + UUID().uuidString.prefix(8)
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
     }
@@ -24,14 +27,15 @@ struct Curl {
         var text: String { String(decoding: body, as: UTF8.self) }
     }
 
-    func request(_ method: String, _ path: String, json: Any? = nil, timeout: Int = 20) throws -> Response {
+    func request(_ method: String, _ path: String, json: Any? = nil, contentType: String = "application/json", headers extra: [String] = [], timeout: Int = 20) throws -> Response {
         let id = UUID().uuidString
         let bodyFile = "\(directory)/\(id).body", codeFile = "\(directory)/\(id).code"
         var arguments = ["-s", "-X", method, "-o", bodyFile, "-w", "%{http_code}", "--max-time", String(timeout)]
+        for header in headers + extra { arguments += ["-H", header] }
         if let json {
             let requestFile = "\(directory)/\(id).request"
             try JSONSerialization.data(withJSONObject: json).write(to: URL(fileURLWithPath: requestFile))
-            arguments += ["-H", "Content-Type: application/json", "--data-binary", "@\(requestFile)"]
+            arguments += ["-H", "Content-Type: \(contentType)", "--data-binary", "@\(requestFile)"]
         }
         let pid = try Spawn.start("/usr/bin/curl", arguments + [base + path], environment: [:], standardOutput: .file(codeFile))
         _ = Spawn.wait(pid)
@@ -64,7 +68,7 @@ struct Curl {
 
     func stream(_ path: String) throws -> Stream {
         let file = "\(directory)/\(UUID().uuidString).stream"
-        let pid = try Spawn.start("/usr/bin/curl", ["-s", "-N", "--max-time", "60", base + path], environment: [:], standardOutput: .file(file))
+        let pid = try Spawn.start("/usr/bin/curl", ["-s", "-N", "--max-time", "60"] + headers.flatMap { ["-H", $0] } + [base + path], environment: [:], standardOutput: .file(file))
         return Stream(pid: pid, file: file)
     }
 }
