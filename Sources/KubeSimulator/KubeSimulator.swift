@@ -198,39 +198,70 @@ final class KubeHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
                 throw KubeError(code: 401, reason: "Unauthorized", message: "Unauthorized")
             }
             if let fault = store.takeFault(method: head.method.rawValue) { throw fault }
-            guard path.count >= 5, path[0] == "api", path[1] == "v1", path[2] == "namespaces", path[4] == "pods" else {
-                throw KubeError(code: 404, reason: "NotFound", message: "the server could not find the requested resource")
-            }
-            let namespace = path[3]
-            switch (head.method, path.count) {
-            case (.POST, 5):
-                respond(context: context, head: head, code: 201, body: try store.create(namespace: namespace, body: body))
-            case (.GET, 5):
-                let selector = try LabelSelector(query["labelSelector"])
-                if ["true", "1"].contains(query["watch"] ?? "") {
-                    watch(context: context, head: head, namespace: namespace, selector: selector, query: query)
-                } else {
-                    respond(context: context, head: head, code: 200, body: store.list(namespace: namespace, selector: selector))
-                }
-            case (.GET, 6):
-                respond(context: context, head: head, code: 200, body: try store.get(namespace: namespace, name: path[5]))
-            case (.DELETE, 6):
-                var grace = query["gracePeriodSeconds"].flatMap { Int($0) }
-                if grace == nil, let options = (try? JSONSerialization.jsonObject(with: body)) as? [String: Any] {
-                    grace = options["gracePeriodSeconds"] as? Int
-                }
-                respond(context: context, head: head, code: 200, body: try store.delete(namespace: namespace, name: path[5], gracePeriodSeconds: grace))
-            case (.GET, 7) where path[6] == "log":
-                try log(context: context, head: head, namespace: namespace, name: path[5], container: query["container"],
-                        follow: ["true", "1"].contains(query["follow"] ?? ""), tailLines: query["tailLines"].flatMap { Int($0) },
-                        timestamps: ["true", "1"].contains(query["timestamps"] ?? ""))
-            case (_, 5), (_, 6):
-                throw KubeError(code: 405, reason: "MethodNotAllowed", message: "the server does not allow this method on the requested resource")
+            switch path.count {
+            case 5... where path[0] == "api" && path[1] == "v1" && path[2] == "namespaces" && path[4] == "pods":
+                try pods(context: context, head: head, namespace: path[3], rest: Array(path[5...]), query: query, body: body)
+            case 5... where path[0] == "api" && path[1] == "v1" && path[2] == "namespaces" && path[4] == "events":
+                try events(context: context, head: head, namespace: path[3], rest: Array(path[5...]), query: query)
+            case 3 where path[0] == "api" && path[1] == "v1" && path[2] == "events":
+                try events(context: context, head: head, namespace: nil, rest: [], query: query)
             default:
                 throw KubeError(code: 404, reason: "NotFound", message: "the server could not find the requested resource")
             }
         } catch {
             respond(context: context, head: head, code: error.code, body: error.status)
+        }
+    }
+
+    private static let notFound = KubeError(code: 404, reason: "NotFound", message: "the server could not find the requested resource")
+    private static let methodNotAllowed = KubeError(code: 405, reason: "MethodNotAllowed", message: "the server does not allow this method on the requested resource")
+
+    /// `/api/v1/namespaces/{ns}/pods[/{name}[/log]]`.
+    private func pods(context: ChannelHandlerContext, head: HTTPRequestHead, namespace: String, rest: [String], query: [String: String], body: Data) throws(KubeError) {
+        switch (head.method, rest.count) {
+        case (.POST, 0):
+            respond(context: context, head: head, code: 201, body: try store.create(namespace: namespace, body: body))
+        case (.GET, 0):
+            let selector = try LabelSelector(query["labelSelector"])
+            if ["true", "1"].contains(query["watch"] ?? "") {
+                watch(context: context, head: head, namespace: namespace, selector: selector, query: query)
+            } else {
+                respond(context: context, head: head, code: 200, body: store.list(namespace: namespace, selector: selector))
+            }
+        case (.GET, 1):
+            respond(context: context, head: head, code: 200, body: try store.get(namespace: namespace, name: rest[0]))
+        case (.DELETE, 1):
+            respond(context: context, head: head, code: 200, body: try store.delete(namespace: namespace, name: rest[0], gracePeriodSeconds: Self.gracePeriod(query: query, body: body)))
+        case (.GET, 2) where rest[1] == "log":
+            try log(context: context, head: head, namespace: namespace, name: rest[0], container: query["container"],
+                    follow: ["true", "1"].contains(query["follow"] ?? ""), tailLines: query["tailLines"].flatMap { Int($0) },
+                    timestamps: ["true", "1"].contains(query["timestamps"] ?? ""))
+        case (_, 0), (_, 1):
+            throw Self.methodNotAllowed
+        default:
+            throw Self.notFound
+        }
+    }
+
+    /// `gracePeriodSeconds` from the query or a DeleteOptions body.
+    static func gracePeriod(query: [String: String], body: Data) -> Int? {
+        if let grace = query["gracePeriodSeconds"].flatMap({ Int($0) }) { return grace }
+        return ((try? JSONSerialization.jsonObject(with: body)) as? [String: Any])?["gracePeriodSeconds"] as? Int
+    }
+
+    /// `/api/v1/namespaces/{ns}/events[/{name}]` and `/api/v1/events`.
+    private func events(context: ChannelHandlerContext, head: HTTPRequestHead, namespace: String?, rest: [String], query: [String: String]) throws(KubeError) {
+        switch (head.method, rest.count) {
+        case (.GET, 0):
+            let fields = try FieldSelector(query["fieldSelector"], supported: EventRecord.selectableFields)
+            let labels = try LabelSelector(query["labelSelector"])
+            respond(context: context, head: head, code: 200, body: store.listEvents(namespace: namespace, fieldSelector: fields, labelSelector: labels))
+        case (.GET, 1):
+            respond(context: context, head: head, code: 200, body: try store.getEvent(namespace: namespace ?? "", name: rest[0]))
+        case (_, 0), (_, 1):
+            throw Self.methodNotAllowed
+        default:
+            throw Self.notFound
         }
     }
 
