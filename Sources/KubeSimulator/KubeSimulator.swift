@@ -205,6 +205,8 @@ final class KubeHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
                 try events(context: context, head: head, namespace: path[3], rest: Array(path[5...]), query: query)
             case 3 where path[0] == "api" && path[1] == "v1" && path[2] == "events":
                 try events(context: context, head: head, namespace: nil, rest: [], query: query)
+            case 6... where path[0] == "apis" && path[1] == "apps" && path[2] == "v1" && path[3] == "namespaces" && path[5] == "deployments":
+                try deployments(context: context, head: head, namespace: path[4], rest: Array(path[6...]), query: query, body: body)
             default:
                 throw KubeError(code: 404, reason: "NotFound", message: "the server could not find the requested resource")
             }
@@ -232,6 +234,9 @@ final class KubeHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             respond(context: context, head: head, code: 200, body: try store.get(namespace: namespace, name: rest[0]))
         case (.DELETE, 1):
             respond(context: context, head: head, code: 200, body: try store.delete(namespace: namespace, name: rest[0], gracePeriodSeconds: Self.gracePeriod(query: query, body: body)))
+        case (.PATCH, 1):
+            try Self.requirePatchType(head)
+            respond(context: context, head: head, code: 200, body: try store.patchPod(namespace: namespace, name: rest[0], body: body))
         case (.GET, 2) where rest[1] == "log":
             try log(context: context, head: head, namespace: namespace, name: rest[0], container: query["container"],
                     follow: ["true", "1"].contains(query["follow"] ?? ""), tailLines: query["tailLines"].flatMap { Int($0) },
@@ -241,6 +246,42 @@ final class KubeHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         default:
             throw Self.notFound
         }
+    }
+
+    /// `/apis/apps/v1/namespaces/{ns}/deployments[/{name}[/scale]]`.
+    private func deployments(context: ChannelHandlerContext, head: HTTPRequestHead, namespace: String, rest: [String], query: [String: String], body: Data) throws(KubeError) {
+        switch (head.method, rest.count) {
+        case (.POST, 0):
+            respond(context: context, head: head, code: 201, body: try store.createDeployment(namespace: namespace, body: body))
+        case (.GET, 0):
+            if ["true", "1"].contains(query["watch"] ?? "") {
+                throw KubeError(code: 405, reason: "MethodNotAllowed", message: "the simulator does not serve watches of deployments")
+            }
+            respond(context: context, head: head, code: 200, body: store.listDeployments(namespace: namespace, selector: try LabelSelector(query["labelSelector"])))
+        case (.GET, 1):
+            respond(context: context, head: head, code: 200, body: try store.getDeployment(namespace: namespace, name: rest[0]))
+        case (.DELETE, 1):
+            var policy = query["propagationPolicy"]
+            if policy == nil, let options = (try? JSONSerialization.jsonObject(with: body)) as? [String: Any] { policy = options["propagationPolicy"] as? String }
+            respond(context: context, head: head, code: 200, body: try store.deleteDeployment(namespace: namespace, name: rest[0], propagationPolicy: policy))
+        case (.GET, 2) where rest[1] == "scale":
+            respond(context: context, head: head, code: 200, body: try store.getScale(namespace: namespace, name: rest[0]))
+        case (.PUT, 2) where rest[1] == "scale":
+            respond(context: context, head: head, code: 200, body: try store.updateScale(namespace: namespace, name: rest[0], body: body, patch: false))
+        case (.PATCH, 2) where rest[1] == "scale":
+            try Self.requirePatchType(head)
+            respond(context: context, head: head, code: 200, body: try store.updateScale(namespace: namespace, name: rest[0], body: body, patch: true))
+        case (_, 0), (_, 1), (_, 2) where rest[1] == "scale":
+            throw Self.methodNotAllowed
+        default:
+            throw Self.notFound
+        }
+    }
+
+    /// A PATCH must say it is a merge or strategic merge patch (415 otherwise).
+    static func requirePatchType(_ head: HTTPRequestHead) throws(KubeError) {
+        let type = head.headers["Content-Type"].first?.split(separator: ";").first?.trimmingCharacters(in: .whitespaces).lowercased() ?? ""
+        guard KubeError.patchMediaTypes.contains(type) else { throw KubeError.unsupportedMediaType }
     }
 
     /// `gracePeriodSeconds` from the query or a DeleteOptions body.

@@ -47,6 +47,10 @@ struct PodRecord: Sendable {
     var containerID: String?
     var imageID = ""
     var logPath: String
+    /// When its container started running.
+    var runningSince: Date?
+    /// The replica controller has seen it end (for its back-off).
+    var exitNoted = false
 
     var key: String { "\(namespace)/\(name)" }
     var isTerminated: Bool { if case .terminated = container { true } else { false } }
@@ -226,6 +230,11 @@ final class PodStore: Sendable {
         /// Events, oldest first (at most `eventLimit`).
         var events: [EventRecord] = []
         var lastEventNanos: UInt64 = 0
+        var deployments: [String: DeploymentRecord] = [:]
+        /// Deployments (uids) with a replica-controller pass queued.
+        var pendingReconciles: Set<String> = []
+        /// Shut down: no process starts, no controller pass runs.
+        var stopped = false
     }
 
     let state = NIOLockedValueBox(State())
@@ -238,6 +247,8 @@ final class PodStore: Sendable {
     let nodeName: String
     /// Events kept; the oldest go first.
     let eventLimit = 10_000
+    /// The replica controller's passes, one at a time.
+    let controllerQueue = DispatchQueue(label: "trellis-kube-sim.replica-controller")
 
     init(historyLimit: Int, logDirectory: String, unpullableImages: Set<String> = [], nodeLabels: [String: String] = [:], startDelay: Duration = .zero) {
         self.historyLimit = historyLimit
@@ -490,6 +501,7 @@ final class PodStore: Sendable {
 
     func killAll() {
         state.withLockedValue { state in
+            state.stopped = true
             for pid in state.processes.values { kill(-pid, SIGKILL) }
             state.watchers.removeAll()
         }
@@ -511,6 +523,7 @@ final class PodStore: Sendable {
         state.resourceVersion += 1
         record.resourceVersion = state.resourceVersion
         if store { state.pods[record.key] = record }
+        if let deploymentUID = record.deploymentUID { scheduleReconcile(deploymentUID, in: &state) }
         let event = WatchEvent(resourceVersion: record.resourceVersion, type: type, namespace: record.namespace, labels: record.labels, object: record.json())
         state.history.append(event)
         if state.history.count > historyLimit { state.history.removeFirst(state.history.count - historyLimit) }
@@ -594,7 +607,7 @@ final class PodStore: Sendable {
         do throws(Spawn.Failure) { pipe = try Spawn.Pipe() } catch { fail(error.description); return }
         let spawned: Result<pid_t, Spawn.Failure>? = state.withLockedValue { state in
             defer { close(pipe.writeEnd) }
-            guard state.pods[key]?.uid == uid else { return nil }
+            guard !state.stopped, state.pods[key]?.uid == uid else { return nil }
             do throws(Spawn.Failure) {
                 let pid = try Spawn.start(
                     executable, Array(command.dropFirst()), argument0: command[0], environment: environment,
@@ -617,6 +630,7 @@ final class PodStore: Sendable {
             recordPodEvent(key: key, uid: uid, "Normal", "Started", "Started container \(containerName(key: key))")
             update(key: key, uid: uid) {
                 $0.phase = "Running"
+                $0.runningSince = Date()
                 $0.startTime = sandbox
                 $0.sandboxTime = sandbox
                 $0.imageID = imageID
