@@ -50,6 +50,8 @@ struct KubeSimulatorAuthTests {
             #expect(simulator.requestCount(method: "POST", path: "/api/v1/namespaces/default/pods") == 2)
             #expect(simulator.requestCounts["GET /simulator/requests"] == nil)
             #expect(simulator.connectionsAccepted >= 7)
+            try await anonymous.validateReceived()
+            try await authorized.validateReceived()
         }
     }
 
@@ -80,8 +82,11 @@ struct KubeSimulatorAuthTests {
                 let output = try await process.waitForOutput("listening on 127.0.0.1:")
                 let port = try #require(output.split(separator: "\n").first { $0.hasPrefix("trellis-kube-sim: listening on 127.0.0.1:") }
                     .flatMap { Int($0.split(separator: ":").last ?? "") })
-                expectUnauthorized(try Curl(port: port).request("GET", "/api/v1/namespaces/default/pods"))
-                #expect(try Curl(port: port, token: token).request("GET", "/api/v1/namespaces/default/pods").code == 200)
+                let anonymous = try Curl(port: port), authorized = try Curl(port: port, token: token)
+                expectUnauthorized(try anonymous.request("GET", "/api/v1/namespaces/default/pods"))
+                #expect(try authorized.request("GET", "/api/v1/namespaces/default/pods").code == 200)
+                try await anonymous.validateReceived()
+                try await authorized.validateReceived()
             }
         }
     }

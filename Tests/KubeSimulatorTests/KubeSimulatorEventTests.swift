@@ -24,6 +24,7 @@ func withKubeSimulator(_ configure: (inout KubeSimulator.Configuration) -> Void 
     let curl = try Curl(port: try #require(simulator.port))
     do { try await body(simulator, curl) } catch { await simulator.shutdown(); throw error }
     await simulator.shutdown()
+    try await curl.validateReceived()
 }
 
 func items(_ list: [String: Any]) -> [[String: Any]] { list["items"] as? [[String: Any]] ?? [] }
