@@ -6,14 +6,17 @@ import NIOPosix
 
 /// A Kubernetes API simulator — a TEST DOUBLE, not a Kubernetes.
 ///
-/// It serves the subset of the Pod REST API that Trellis's executors use,
-/// with the real paths and JSON, on plain HTTP (no TLS; bearer-token
-/// authentication when configured):
-/// create, get, list and watch (label selectors, resourceVersions, 410 Gone
-/// for a resourceVersion older than its bounded history), delete, and
-/// logs (whole or followed). It "runs" each Pod by executing its first
-/// container's `command` + `args` as a local process, ignoring the image,
-/// so phases, exit codes and logs are real.
+/// It serves the subset of the Kubernetes REST API that Trellis's executors
+/// use, with the real paths and JSON, on plain HTTP (no TLS; bearer-token
+/// authentication when configured): Pods — create, get, list and watch
+/// (label selectors, resourceVersions, 410 Gone for a resourceVersion older
+/// than its bounded history), label/annotation patches, delete, and logs
+/// (whole or followed); the Events a scheduler, kubelet and controllers
+/// would record; apps/v1 Deployments with their autoscaling/v1 `scale`
+/// subresource, kept at their replica count by a ReplicaSet-like
+/// controller. It "runs" each Pod by executing its first container's
+/// `command` + `args` as a local process, ignoring the image, so phases,
+/// exit codes and logs are real. docs/architecture.md lists it all.
 public final class KubeSimulator: Sendable {
     public struct Configuration: Sendable {
         public var host: String
