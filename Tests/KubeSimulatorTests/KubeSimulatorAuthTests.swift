@@ -31,7 +31,9 @@ struct KubeSimulatorAuthTests {
             let anonymous = try Curl(port: port)
             expectUnauthorized(try anonymous.request("GET", "/api/v1/namespaces/default/pods"))
             expectUnauthorized(try anonymous.request("POST", "/api/v1/namespaces/default/pods", json: pod("a", command: ["true"])))
-            expectUnauthorized(try Curl(port: port, token: "wrong").request("GET", "/api/v1/namespaces/default/pods"))
+            let wrong = try Curl(port: port, token: "wrong")
+            expectUnauthorized(try wrong.request("GET", "/api/v1/namespaces/default/pods"))
+            try await wrong.validateReceived()
             expectUnauthorized(try anonymous.request("GET", "/api/v1/namespaces/default/pods", headers: ["Authorization: Basic czNjcmV0"]))
             // Refused requests change nothing.
             let authorized = try Curl(port: port, token: "s3cret")
@@ -69,6 +71,8 @@ struct KubeSimulatorAuthTests {
             // No file, no way in.
             try FileManager.default.removeItem(atPath: file)
             expectUnauthorized(try second.request("GET", "/api/v1/namespaces/default/pods"))
+            try await first.validateReceived()
+            try await second.validateReceived()
         }
     }
 
