@@ -6,13 +6,17 @@ import NIOPosix
 
 /// A Kubernetes API simulator — a TEST DOUBLE, not a Kubernetes.
 ///
-/// It serves the subset of the Pod REST API that Trellis's executors use,
-/// with the real paths and JSON, on plain HTTP (no TLS, no authentication):
-/// create, get, list and watch (label selectors, resourceVersions, 410 Gone
-/// for a resourceVersion older than its bounded history), delete, and
-/// logs (whole or followed). It "runs" each Pod by executing its first
-/// container's `command` + `args` as a local process, ignoring the image,
-/// so phases, exit codes and logs are real.
+/// It serves the subset of the Kubernetes REST API that Trellis's executors
+/// use, with the real paths and JSON, on plain HTTP (no TLS; bearer-token
+/// authentication when configured): Pods — create, get, list and watch
+/// (label selectors, resourceVersions, 410 Gone for a resourceVersion older
+/// than its bounded history), label/annotation patches, delete, and logs
+/// (whole or followed); the Events a scheduler, kubelet and controllers
+/// would record; apps/v1 Deployments with their autoscaling/v1 `scale`
+/// subresource, kept at their replica count by a ReplicaSet-like
+/// controller. It "runs" each Pod by executing its first container's
+/// `command` + `args` as a local process, ignoring the image, so phases,
+/// exit codes and logs are real. docs/architecture.md lists it all.
 public final class KubeSimulator: Sendable {
     public struct Configuration: Sendable {
         public var host: String
@@ -32,6 +36,13 @@ public final class KubeSimulator: Sendable {
         /// How long each Pod stays Pending (ContainerCreating) before its
         /// process starts: a slow start.
         public var startDelay: Duration = .zero
+        /// When set, every API request (not `/simulator/…`) must carry
+        /// `Authorization: Bearer <token>`; others get 401 Unauthorized.
+        public var bearerToken: String? = nil
+        /// A file holding the token (surrounding whitespace ignored), read
+        /// again on every request so tests can rotate it; wins over
+        /// `bearerToken`. A missing or empty file lets no request in.
+        public var bearerTokenFile: String? = nil
 
         public init(host: String = "127.0.0.1", port: Int = 0, historyLimit: Int = 1000, logDirectory: String? = nil) {
             self.host = host
@@ -47,6 +58,7 @@ public final class KubeSimulator: Sendable {
     private let ownedLogDirectory: String?
     private let listener = NIOLockedValueBox<(any Channel)?>(nil)
     private let connections = NIOLockedValueBox<[ObjectIdentifier: any Channel]>([:])
+    let traffic = Traffic()
 
     public init(configuration: Configuration = Configuration()) throws {
         self.configuration = configuration
@@ -61,6 +73,8 @@ public final class KubeSimulator: Sendable {
     /// Binds and starts serving.
     public func start() async throws {
         let store = self.store
+        let authenticator = Authenticator(token: configuration.bearerToken, tokenFile: configuration.bearerTokenFile)
+        let traffic = self.traffic
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -69,7 +83,8 @@ public final class KubeSimulator: Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     let operations = channel.pipeline.syncOperations
                     try operations.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
-                    try operations.addHandler(KubeHTTPHandler(store: store))
+                    try operations.addHandler(KubeHTTPHandler(store: store, authenticator: authenticator, traffic: traffic))
+                    traffic.connectionAccepted()
                     let key = ObjectIdentifier(channel)
                     connections.withLockedValue { $0[key] = channel }
                     channel.closeFuture.whenComplete { [self] _ in
@@ -96,6 +111,16 @@ public final class KubeSimulator: Sendable {
         store.inject(Fault(code: code, count: count, method: method))
     }
 
+    /// How many API requests (not `/simulator/…`) arrived with `method` for
+    /// `path` (without the query), answered or refused; keys of
+    /// `requestCounts` are `"GET /api/v1/namespaces/default/pods"`. Also
+    /// `GET /simulator/requests`.
+    public func requestCount(method: String, path: String) -> Int { traffic.count(method: method, path: path) }
+    public var requestCounts: [String: Int] { traffic.counts }
+    /// TCP connections accepted so far (keep-alive reuse shows as fewer
+    /// connections than requests).
+    public var connectionsAccepted: Int { traffic.connections }
+
     /// Closes every open watch's connection (also `POST /simulator/drop-watches`).
     public func dropWatches() { store.dropWatches() }
 
@@ -116,6 +141,8 @@ final class KubeHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias OutboundOut = HTTPServerResponsePart
 
     let store: PodStore
+    let authenticator: Authenticator
+    let traffic: Traffic
     private var head: HTTPRequestHead?
     private var body = ByteBuffer()
     /// The open watch of this connection, if any.
@@ -125,7 +152,11 @@ final class KubeHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var active = true
     private var tooLarge = false
 
-    init(store: PodStore) { self.store = store }
+    init(store: PodStore, authenticator: Authenticator, traffic: Traffic) {
+        self.store = store
+        self.authenticator = authenticator
+        self.traffic = traffic
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
@@ -163,41 +194,118 @@ final class KubeHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             control(context: context, head: head, path: path, body: body)
             return
         }
+        traffic.record(method: head.method.rawValue, path: components?.path ?? "")
         do throws(KubeError) {
-            if let fault = store.takeFault(method: head.method.rawValue) { throw fault }
-            guard path.count >= 5, path[0] == "api", path[1] == "v1", path[2] == "namespaces", path[4] == "pods" else {
-                throw KubeError(code: 404, reason: "NotFound", message: "the server could not find the requested resource")
+            // As the API server does: authentication before anything else.
+            guard authenticator.allows(head.headers["Authorization"].first) else {
+                throw KubeError(code: 401, reason: "Unauthorized", message: "Unauthorized")
             }
-            let namespace = path[3]
-            switch (head.method, path.count) {
-            case (.POST, 5):
-                respond(context: context, head: head, code: 201, body: try store.create(namespace: namespace, body: body))
-            case (.GET, 5):
-                let selector = try LabelSelector(query["labelSelector"])
-                if ["true", "1"].contains(query["watch"] ?? "") {
-                    watch(context: context, head: head, namespace: namespace, selector: selector, query: query)
-                } else {
-                    respond(context: context, head: head, code: 200, body: store.list(namespace: namespace, selector: selector))
-                }
-            case (.GET, 6):
-                respond(context: context, head: head, code: 200, body: try store.get(namespace: namespace, name: path[5]))
-            case (.DELETE, 6):
-                var grace = query["gracePeriodSeconds"].flatMap { Int($0) }
-                if grace == nil, let options = (try? JSONSerialization.jsonObject(with: body)) as? [String: Any] {
-                    grace = options["gracePeriodSeconds"] as? Int
-                }
-                respond(context: context, head: head, code: 200, body: try store.delete(namespace: namespace, name: path[5], gracePeriodSeconds: grace))
-            case (.GET, 7) where path[6] == "log":
-                try log(context: context, head: head, namespace: namespace, name: path[5], container: query["container"],
-                        follow: ["true", "1"].contains(query["follow"] ?? ""), tailLines: query["tailLines"].flatMap { Int($0) },
-                        timestamps: ["true", "1"].contains(query["timestamps"] ?? ""))
-            case (_, 5), (_, 6):
-                throw KubeError(code: 405, reason: "MethodNotAllowed", message: "the server does not allow this method on the requested resource")
+            if let fault = store.takeFault(method: head.method.rawValue) { throw fault }
+            switch path.count {
+            case 5... where path[0] == "api" && path[1] == "v1" && path[2] == "namespaces" && path[4] == "pods":
+                try pods(context: context, head: head, namespace: path[3], rest: Array(path[5...]), query: query, body: body)
+            case 5... where path[0] == "api" && path[1] == "v1" && path[2] == "namespaces" && path[4] == "events":
+                try events(context: context, head: head, namespace: path[3], rest: Array(path[5...]), query: query)
+            case 3 where path[0] == "api" && path[1] == "v1" && path[2] == "events":
+                try events(context: context, head: head, namespace: nil, rest: [], query: query)
+            case 6... where path[0] == "apis" && path[1] == "apps" && path[2] == "v1" && path[3] == "namespaces" && path[5] == "deployments":
+                try deployments(context: context, head: head, namespace: path[4], rest: Array(path[6...]), query: query, body: body)
             default:
                 throw KubeError(code: 404, reason: "NotFound", message: "the server could not find the requested resource")
             }
         } catch {
             respond(context: context, head: head, code: error.code, body: error.status)
+        }
+    }
+
+    private static let notFound = KubeError(code: 404, reason: "NotFound", message: "the server could not find the requested resource")
+    private static let methodNotAllowed = KubeError(code: 405, reason: "MethodNotAllowed", message: "the server does not allow this method on the requested resource")
+
+    /// `/api/v1/namespaces/{ns}/pods[/{name}[/log]]`.
+    private func pods(context: ChannelHandlerContext, head: HTTPRequestHead, namespace: String, rest: [String], query: [String: String], body: Data) throws(KubeError) {
+        switch (head.method, rest.count) {
+        case (.POST, 0):
+            respond(context: context, head: head, code: 201, body: try store.create(namespace: namespace, body: body))
+        case (.GET, 0):
+            let selector = try LabelSelector(query["labelSelector"])
+            if ["true", "1"].contains(query["watch"] ?? "") {
+                watch(context: context, head: head, namespace: namespace, selector: selector, query: query)
+            } else {
+                respond(context: context, head: head, code: 200, body: store.list(namespace: namespace, selector: selector))
+            }
+        case (.GET, 1):
+            respond(context: context, head: head, code: 200, body: try store.get(namespace: namespace, name: rest[0]))
+        case (.DELETE, 1):
+            respond(context: context, head: head, code: 200, body: try store.delete(namespace: namespace, name: rest[0], gracePeriodSeconds: Self.gracePeriod(query: query, body: body)))
+        case (.PATCH, 1):
+            try Self.requirePatchType(head)
+            respond(context: context, head: head, code: 200, body: try store.patchPod(namespace: namespace, name: rest[0], body: body))
+        case (.GET, 2) where rest[1] == "log":
+            try log(context: context, head: head, namespace: namespace, name: rest[0], container: query["container"],
+                    follow: ["true", "1"].contains(query["follow"] ?? ""), tailLines: query["tailLines"].flatMap { Int($0) },
+                    timestamps: ["true", "1"].contains(query["timestamps"] ?? ""))
+        case (_, 0), (_, 1):
+            throw Self.methodNotAllowed
+        default:
+            throw Self.notFound
+        }
+    }
+
+    /// `/apis/apps/v1/namespaces/{ns}/deployments[/{name}[/scale]]`.
+    private func deployments(context: ChannelHandlerContext, head: HTTPRequestHead, namespace: String, rest: [String], query: [String: String], body: Data) throws(KubeError) {
+        switch (head.method, rest.count) {
+        case (.POST, 0):
+            respond(context: context, head: head, code: 201, body: try store.createDeployment(namespace: namespace, body: body))
+        case (.GET, 0):
+            if ["true", "1"].contains(query["watch"] ?? "") {
+                throw KubeError(code: 405, reason: "MethodNotAllowed", message: "the simulator does not serve watches of deployments")
+            }
+            respond(context: context, head: head, code: 200, body: store.listDeployments(namespace: namespace, selector: try LabelSelector(query["labelSelector"])))
+        case (.GET, 1):
+            respond(context: context, head: head, code: 200, body: try store.getDeployment(namespace: namespace, name: rest[0]))
+        case (.DELETE, 1):
+            var policy = query["propagationPolicy"]
+            if policy == nil, let options = (try? JSONSerialization.jsonObject(with: body)) as? [String: Any] { policy = options["propagationPolicy"] as? String }
+            respond(context: context, head: head, code: 200, body: try store.deleteDeployment(namespace: namespace, name: rest[0], propagationPolicy: policy))
+        case (.GET, 2) where rest[1] == "scale":
+            respond(context: context, head: head, code: 200, body: try store.getScale(namespace: namespace, name: rest[0]))
+        case (.PUT, 2) where rest[1] == "scale":
+            respond(context: context, head: head, code: 200, body: try store.updateScale(namespace: namespace, name: rest[0], body: body, patch: false))
+        case (.PATCH, 2) where rest[1] == "scale":
+            try Self.requirePatchType(head)
+            respond(context: context, head: head, code: 200, body: try store.updateScale(namespace: namespace, name: rest[0], body: body, patch: true))
+        case (_, 0), (_, 1), (_, 2) where rest[1] == "scale":
+            throw Self.methodNotAllowed
+        default:
+            throw Self.notFound
+        }
+    }
+
+    /// A PATCH must say it is a merge or strategic merge patch (415 otherwise).
+    static func requirePatchType(_ head: HTTPRequestHead) throws(KubeError) {
+        let type = head.headers["Content-Type"].first?.split(separator: ";").first?.trimmingCharacters(in: .whitespaces).lowercased() ?? ""
+        guard KubeError.patchMediaTypes.contains(type) else { throw KubeError.unsupportedMediaType }
+    }
+
+    /// `gracePeriodSeconds` from the query or a DeleteOptions body.
+    static func gracePeriod(query: [String: String], body: Data) -> Int? {
+        if let grace = query["gracePeriodSeconds"].flatMap({ Int($0) }) { return grace }
+        return ((try? JSONSerialization.jsonObject(with: body)) as? [String: Any])?["gracePeriodSeconds"] as? Int
+    }
+
+    /// `/api/v1/namespaces/{ns}/events[/{name}]` and `/api/v1/events`.
+    private func events(context: ChannelHandlerContext, head: HTTPRequestHead, namespace: String?, rest: [String], query: [String: String]) throws(KubeError) {
+        switch (head.method, rest.count) {
+        case (.GET, 0):
+            let fields = try FieldSelector(query["fieldSelector"], supported: EventRecord.selectableFields)
+            let labels = try LabelSelector(query["labelSelector"])
+            respond(context: context, head: head, code: 200, body: store.listEvents(namespace: namespace, fieldSelector: fields, labelSelector: labels))
+        case (.GET, 1):
+            respond(context: context, head: head, code: 200, body: try store.getEvent(namespace: namespace ?? "", name: rest[0]))
+        case (_, 0), (_, 1):
+            throw Self.methodNotAllowed
+        default:
+            throw Self.notFound
         }
     }
 
@@ -214,6 +322,8 @@ final class KubeHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         case (.POST, "drop-watches"):
             respond(context: context, head: head, code: 204, body: Data())
             store.dropWatches()
+        case (.GET, "requests"):
+            respond(context: context, head: head, code: 200, body: traffic.json())
         default:
             respond(context: context, head: head, code: 404, body: KubeError(code: 404, reason: "NotFound", message: "no such simulator endpoint").status)
         }
@@ -342,5 +452,55 @@ final class KubeHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             }
             loop.execute { bound.value.handler.endStream(context: bound.value.context, head: head) }
         }
+    }
+}
+
+/// Bearer-token authentication, as the API server's token authenticator
+/// answers it: no header, another scheme or another token is 401.
+struct Authenticator: Sendable {
+    var token: String?
+    var tokenFile: String?
+
+    /// The token in force now (the file is read on every call); nil when
+    /// authentication is off.
+    func currentToken() -> String?? {
+        if let tokenFile {
+            let contents = FileManager.default.contents(atPath: tokenFile).map { String(decoding: $0, as: UTF8.self) } ?? ""
+            return .some(contents.trimmingCharacters(in: .whitespacesAndNewlines))
+        }
+        if let token { return .some(token) }
+        return .none
+    }
+
+    func allows(_ authorization: String?) -> Bool {
+        guard case .some(let expected) = currentToken() else { return true }
+        guard let expected, !expected.isEmpty, let authorization else { return false }
+        let parts = authorization.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
+        guard parts.count == 2, parts[0].lowercased() == "bearer" else { return false }
+        let given = Array(parts[1].trimmingCharacters(in: .whitespaces).utf8), wanted = Array(expected.utf8)
+        // Constant time for tokens of the same length.
+        guard given.count == wanted.count else { return false }
+        return zip(given, wanted).reduce(UInt8(0)) { $0 | ($1.0 ^ $1.1) } == 0
+    }
+}
+
+/// What arrived: API requests per method and path, connections accepted.
+final class Traffic: Sendable {
+    private let state = NIOLockedValueBox<(counts: [String: Int], connections: Int)>(([:], 0))
+
+    func record(method: String, path: String) {
+        state.withLockedValue { $0.counts["\(method) \(path)", default: 0] += 1 }
+    }
+
+    func connectionAccepted() { state.withLockedValue { $0.connections += 1 } }
+
+    func count(method: String, path: String) -> Int { state.withLockedValue { $0.counts["\(method) \(path)"] ?? 0 } }
+    var counts: [String: Int] { state.withLockedValue { $0.counts } }
+    var connections: Int { state.withLockedValue { $0.connections } }
+
+    /// `{"requests":{"GET /api/v1/…":2},"connections":1}`.
+    func json() -> Data {
+        let (counts, connections) = state.withLockedValue { ($0.counts, $0.connections) }
+        return (try? JSONSerialization.data(withJSONObject: ["requests": counts, "connections": connections], options: [.sortedKeys])) ?? Data()
     }
 }

@@ -16,36 +16,71 @@ enum ContainerState: Sendable {
 struct PodRecord: Sendable {
     var name: String
     var namespace: String
+    var generateName: String?
     var labels: [String: String]
+    var annotations: [String: String] = [:]
+    /// `metadata.ownerReferences` as sent or set by the replica controller (JSON).
+    var ownerReferences: Data?
+    /// The Deployment whose replica controller made it.
+    var deploymentUID: String?
     var uid: String
     var resourceVersion: Int = 0
     var creationTimestamp: String
+    var created = Date()
     var deletionTimestamp: String?
     var deletionGracePeriodSeconds: Int?
     var spec: Data
     var containerName: String
     var image: String
+    /// `spec.terminationGracePeriodSeconds`: a delete's default grace period.
+    var terminationGracePeriodSeconds = 30
+    var qosClass = "BestEffort"
     var phase = "Pending"
     var startTime: String?
     var container: ContainerState = .waiting(reason: "ContainerCreating")
     /// Why the scheduler cannot place the Pod, if it cannot.
     var unschedulable: String?
+    /// `spec.nodeName`, once scheduled.
+    var nodeName: String?
+    /// When its sandbox was made: from then on it has a podIP.
+    var sandboxTime: String?
+    var containerID: String?
+    var imageID = ""
     var logPath: String
+    /// When its container started running.
+    var runningSince: Date?
+    /// The replica controller has seen it end (for its back-off).
+    var exitNoted = false
 
     var key: String { "\(namespace)/\(name)" }
     var isTerminated: Bool { if case .terminated = container { true } else { false } }
+    var isRunning: Bool { if case .running = container { true } else { false } }
+
+    /// The Pod (or its container) as an event's `involvedObject`.
+    func reference(container: Bool) -> ObjectReference {
+        ObjectReference(kind: "Pod", apiVersion: "v1", namespace: namespace, name: name, uid: uid, resourceVersion: String(resourceVersion),
+                        fieldPath: container ? "spec.containers{\(containerName)}" : nil)
+    }
+
+    /// The loopback address: every Pod's process runs on this host.
+    static let address = "127.0.0.1"
 
     func object() -> [String: Any] {
         var metadata: [String: Any] = [
             "name": name, "namespace": namespace, "uid": uid,
             "resourceVersion": String(resourceVersion), "creationTimestamp": creationTimestamp,
         ]
+        if let generateName { metadata["generateName"] = generateName }
         if !labels.isEmpty { metadata["labels"] = labels }
+        if !annotations.isEmpty { metadata["annotations"] = annotations }
+        if let ownerReferences, let references = try? JSONSerialization.jsonObject(with: ownerReferences) { metadata["ownerReferences"] = references }
         if let deletionTimestamp { metadata["deletionTimestamp"] = deletionTimestamp }
         if let deletionGracePeriodSeconds { metadata["deletionGracePeriodSeconds"] = deletionGracePeriodSeconds }
-        let specObject = (try? JSONSerialization.jsonObject(with: spec)) ?? [String: Any]()
+        var specObject = (try? JSONSerialization.jsonObject(with: spec)) as? [String: Any] ?? [:]
+        if let nodeName { specObject["nodeName"] = nodeName }
         var state: [String: Any]
         var started = false
+        var containersChanged = creationTimestamp
         switch container {
         case .waiting(let reason, let message):
             var waiting: [String: Any] = ["reason": reason]
@@ -54,25 +89,49 @@ struct PodRecord: Sendable {
         case .running(let startedAt):
             state = ["running": ["startedAt": startedAt]]
             started = true
+            containersChanged = startedAt
         case .terminated(let exitCode, let reason, let message, let startedAt, let finishedAt):
             var terminated: [String: Any] = ["exitCode": Int(exitCode), "reason": reason, "finishedAt": finishedAt]
             if let startedAt { terminated["startedAt"] = startedAt }
             if let message { terminated["message"] = message }
+            if let containerID { terminated["containerID"] = containerID }
             state = ["terminated": terminated]
+            containersChanged = finishedAt
         }
-        var status: [String: Any] = [
-            "phase": phase,
-            "containerStatuses": [[
-                "name": containerName, "image": image, "imageID": "", "restartCount": 0,
-                "ready": started, "started": started, "state": state,
-            ] as [String: Any]],
+        var containerStatus: [String: Any] = [
+            "name": containerName, "image": image, "imageID": imageID, "restartCount": 0,
+            "ready": started, "started": started, "state": state, "lastState": [String: Any](),
         ]
+        if let containerID { containerStatus["containerID"] = containerID }
+        var status: [String: Any] = ["phase": phase, "qosClass": qosClass, "containerStatuses": [containerStatus]]
         if let startTime { status["startTime"] = startTime }
+        if nodeName != nil {
+            status["hostIP"] = Self.address
+            status["hostIPs"] = [["ip": Self.address]]
+        }
+        if sandboxTime != nil {
+            status["podIP"] = Self.address
+            status["podIPs"] = [["ip": Self.address]]
+        }
         if let unschedulable {
             status["containerStatuses"] = nil
             status["conditions"] = [["type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": unschedulable, "lastTransitionTime": creationTimestamp]]
         } else {
-            status["conditions"] = [["type": "PodScheduled", "status": "True", "lastTransitionTime": creationTimestamp]]
+            func condition(_ type: String, _ value: Bool, at time: String, reason: String? = nil, message: String? = nil) -> [String: Any] {
+                var condition: [String: Any] = ["type": type, "status": value ? "True" : "False", "lastProbeTime": NSNull(), "lastTransitionTime": time]
+                if let reason { condition["reason"] = reason }
+                if let message { condition["message"] = message }
+                return condition
+            }
+            let (notReady, notReadyMessage): (String?, String?) = started ? (nil, nil)
+                : isTerminated ? ("PodCompleted", nil) : ("ContainersNotReady", "containers with unready status: [\(containerName)]")
+            status["conditions"] = [
+                condition("PodScheduled", true, at: creationTimestamp),
+                condition("PodReadyToStartContainers", sandboxTime != nil && !isTerminated, at: sandboxTime ?? creationTimestamp),
+                condition("Initialized", true, at: creationTimestamp, reason: isTerminated ? "PodCompleted" : nil),
+                condition("Ready", started, at: containersChanged, reason: notReady, message: notReadyMessage),
+                condition("ContainersReady", started, at: containersChanged, reason: notReady, message: notReadyMessage),
+            ]
         }
         return ["apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": specObject, "status": status]
     }
@@ -106,59 +165,37 @@ struct WatchEvent: Sendable {
     }
 }
 
-/// `k=v,k2!=v2,k3` label selectors (equality-based; bare keys test existence).
-struct LabelSelector: Sendable {
-    enum Requirement: Sendable { case equals(String, String), notEquals(String, String), exists(String), notExists(String) }
-    var requirements: [Requirement] = []
-
-    init(_ text: String?) throws(KubeError) {
-        guard let text, !text.isEmpty else { return }
-        for part in text.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !part.isEmpty {
-            if let range = part.range(of: "!=") {
-                requirements.append(.notEquals(String(part[..<range.lowerBound]), String(part[range.upperBound...])))
-            } else if let range = part.range(of: "==") ?? part.range(of: "=") {
-                requirements.append(.equals(String(part[..<range.lowerBound]), String(part[range.upperBound...])))
-            } else if part.hasPrefix("!") {
-                requirements.append(.notExists(String(part.dropFirst())))
-            } else if part.allSatisfy({ $0.isLetter || $0.isNumber || "-_./".contains($0) }) {
-                requirements.append(.exists(part))
-            } else {
-                throw KubeError(code: 400, reason: "BadRequest", message: "unable to parse requirement: \(part)")
-            }
-        }
-    }
-
-    func matches(_ labels: [String: String]) -> Bool {
-        requirements.allSatisfy {
-            switch $0 {
-            case .equals(let key, let value): labels[key] == value
-            case .notEquals(let key, let value): labels[key] != value
-            case .exists(let key): labels[key] != nil
-            case .notExists(let key): labels[key] == nil
-            }
-        }
-    }
-}
-
 /// An API error, rendered as a Kubernetes `Status`.
 struct KubeError: Error, Sendable {
     var code: Int
     var reason: String
     var message: String
     var name: String? = nil
+    /// `details.kind` and `details.group`: the resource the error is about.
+    var kind = "pods"
+    var group: String? = nil
 
     var status: Data {
         var object: [String: Any] = [
             "kind": "Status", "apiVersion": "v1", "metadata": [String: Any](),
             "status": "Failure", "message": message, "reason": reason, "code": code,
         ]
-        if let name { object["details"] = ["name": name, "kind": "pods"] }
+        if let name {
+            var details: [String: Any] = ["name": name, "kind": kind]
+            if let group { details["group"] = group }
+            object["details"] = details
+        }
         return (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
     }
 
     static func notFound(_ name: String) -> KubeError {
         KubeError(code: 404, reason: "NotFound", message: "pods \"\(name)\" not found", name: name)
     }
+}
+
+/// `count` characters as the API server's name generator picks them.
+func randomSuffix(_ count: Int) -> String {
+    String((0..<count).map { _ in "bcdfghjklmnpqrstvwxz2456789".randomElement()! })
 }
 
 func timestamp(_ date: Date = Date()) -> String {
@@ -190,6 +227,14 @@ final class PodStore: Sendable {
         var processes: [String: pid_t] = [:]
         /// Injected API faults, consumed in order by matching requests.
         var faults: [Fault] = []
+        /// Events, oldest first (at most `eventLimit`).
+        var events: [EventRecord] = []
+        var lastEventNanos: UInt64 = 0
+        var deployments: [String: DeploymentRecord] = [:]
+        /// Deployments (uids) with a replica-controller pass queued.
+        var pendingReconciles: Set<String> = []
+        /// Shut down: no process starts, no controller pass runs.
+        var stopped = false
     }
 
     let state = NIOLockedValueBox(State())
@@ -198,6 +243,12 @@ final class PodStore: Sendable {
     let unpullableImages: Set<String>
     let nodeLabels: [String: String]
     let startDelay: Duration
+    /// The one node's name (its `kubernetes.io/hostname` label).
+    let nodeName: String
+    /// Events kept; the oldest go first.
+    let eventLimit = 10_000
+    /// The replica controller's passes, one at a time.
+    let controllerQueue = DispatchQueue(label: "trellis-kube-sim.replica-controller")
 
     init(historyLimit: Int, logDirectory: String, unpullableImages: Set<String> = [], nodeLabels: [String: String] = [:], startDelay: Duration = .zero) {
         self.historyLimit = historyLimit
@@ -205,13 +256,14 @@ final class PodStore: Sendable {
         self.nodeLabels = nodeLabels
         self.startDelay = startDelay
         self.logDirectory = logDirectory
+        nodeName = nodeLabels["kubernetes.io/hostname"] ?? "trellis-kube-sim"
     }
 
     var resourceVersion: Int { state.withLockedValue { $0.resourceVersion } }
 
     // MARK: Operations
 
-    func create(namespace: String, body: Data) throws(KubeError) -> Data {
+    func create(namespace: String, body: Data, deploymentUID: String? = nil) throws(KubeError) -> Data {
         guard let object = (try? JSONSerialization.jsonObject(with: body)) as? [String: Any] else {
             throw KubeError(code: 400, reason: "BadRequest", message: "the body of the request was not a JSON object")
         }
@@ -223,8 +275,9 @@ final class PodStore: Sendable {
             throw KubeError(code: 400, reason: "BadRequest", message: "the namespace of the provided object does not match the namespace sent on the request")
         }
         var name = metadata["name"] as? String ?? ""
-        if name.isEmpty, let generateName = metadata["generateName"] as? String, !generateName.isEmpty {
-            name = generateName + String((0..<5).map { _ in "bcdfghjklmnpqrstvwxz2456789".randomElement()! })
+        let generateName = (metadata["generateName"] as? String).flatMap { $0.isEmpty ? nil : $0 }
+        if name.isEmpty, let generateName {
+            name = generateName + randomSuffix(5)
         }
         var causes: [String] = []
         if name.isEmpty { causes.append("metadata.name: Required value: name or generateName is required") }
@@ -232,6 +285,10 @@ final class PodStore: Sendable {
         let labels = metadata["labels"] as? [String: String] ?? [:]
         if metadata["labels"] != nil && metadata["labels"] as? [String: String] == nil {
             causes.append("metadata.labels: Invalid value: label values must be strings")
+        }
+        let annotations = metadata["annotations"] as? [String: String] ?? [:]
+        if metadata["annotations"] != nil && metadata["annotations"] as? [String: String] == nil {
+            causes.append("metadata.annotations: Invalid value: annotation values must be strings")
         }
         let spec = object["spec"] as? [String: Any]
         let containers = spec?["containers"] as? [[String: Any]] ?? []
@@ -246,20 +303,32 @@ final class PodStore: Sendable {
         let specData = (try? JSONSerialization.data(withJSONObject: spec ?? [:], options: [.sortedKeys])) ?? Data("{}".utf8)
         let uid = UUID().uuidString.lowercased()
         var record = PodRecord(
-            name: name, namespace: namespace, labels: labels, uid: uid, creationTimestamp: timestamp(),
+            name: name, namespace: namespace, generateName: generateName, labels: labels, annotations: annotations,
+            ownerReferences: (metadata["ownerReferences"] as? [Any]).flatMap { try? JSONSerialization.data(withJSONObject: $0, options: [.sortedKeys]) },
+            deploymentUID: deploymentUID, uid: uid, creationTimestamp: timestamp(),
             spec: specData, containerName: containers[0]["name"] as? String ?? "",
             image: containers[0]["image"] as? String ?? "",
+            terminationGracePeriodSeconds: spec?["terminationGracePeriodSeconds"] as? Int ?? 30,
+            qosClass: Self.qosClass(containers),
             logPath: "\(logDirectory)/\(namespace)_\(name)_\(uid).log"
         )
         let nodeSelector = spec?["nodeSelector"] as? [String: String] ?? [:]
         if nodeSelector.contains(where: { nodeLabels[$0.key] != $0.value }) {
             record.unschedulable = "0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector. preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling."
+        } else {
+            // Bound at once: the simulator's scheduler has one node.
+            record.nodeName = nodeName
         }
         let created: Data = try locked { state throws(KubeError) in
             guard state.pods[record.key] == nil else {
                 throw KubeError(code: 409, reason: "AlreadyExists", message: "pods \"\(name)\" already exists", name: name)
             }
             commit(&record, type: "ADDED", in: &state)
+            if let unschedulable = record.unschedulable {
+                recordEvent(record.reference(container: false), "Warning", "FailedScheduling", unschedulable, source: .scheduler, in: &state)
+            } else {
+                recordEvent(record.reference(container: false), "Normal", "Scheduled", "Successfully assigned \(namespace)/\(name) to \(nodeName)", source: .scheduler, in: &state)
+            }
             return record.json()
         }
         let command = (containers[0]["command"] as? [String] ?? []) + (containers[0]["args"] as? [String] ?? [])
@@ -276,8 +345,10 @@ final class PodStore: Sendable {
                 let (seconds, attoseconds) = startDelay.components
                 usleep(UInt32(seconds * 1_000_000 + attoseconds / 1_000_000_000_000))
             }
-            if isUnpullable(image) { failPull(key: key, uid: uid, image: image) }
-            else { run(key: key, uid: uid, command: command, environment: environment, workingDir: workingDir) }
+            let sandbox = timestamp()
+            recordPodEvent(key: key, uid: uid, "Normal", "Pulling", "Pulling image \"\(image)\"")
+            if isUnpullable(image) { failPull(key: key, uid: uid, image: image, sandbox: sandbox) }
+            else { run(key: key, uid: uid, image: image, sandbox: sandbox, command: command, environment: environment, workingDir: workingDir) }
         }
         return created
     }
@@ -337,10 +408,14 @@ final class PodStore: Sendable {
     /// SIGTERM to its process group, SIGKILL after the grace period (at
     /// once with 0).
     func delete(namespace: String, name: String, gracePeriodSeconds: Int?) throws(KubeError) -> Data {
-        let grace = max(0, gracePeriodSeconds ?? 30)
-        let (deleted, uid, graceful): (Data, String, Bool) = try locked { state throws(KubeError) in
+        let (deleted, uid, graceful, grace): (Data, String, Bool, Int) = try locked { state throws(KubeError) in
             let key = "\(namespace)/\(name)"
             guard var record = state.pods[key] else { throw KubeError.notFound(name) }
+            // Without one in the request, the Pod's own grace period.
+            let grace = max(0, gracePeriodSeconds ?? record.terminationGracePeriodSeconds)
+            if state.processes[record.uid] != nil, record.deletionTimestamp == nil {
+                recordEvent(record.reference(container: true), "Normal", "Killing", "Stopping container \(record.containerName)", source: .kubelet, in: &state)
+            }
             if grace > 0, let pid = state.processes[record.uid] {
                 // Graceful: the Pod stays, terminating (a MODIFIED with
                 // deletionTimestamp), until its process ends; then DELETED.
@@ -350,7 +425,7 @@ final class PodStore: Sendable {
                     commit(&record, type: "MODIFIED", in: &state)
                     kill(-pid, SIGTERM)
                 }
-                return (record.json(), record.uid, true)
+                return (record.json(), record.uid, true, grace)
             }
             state.pods.removeValue(forKey: key)
             if record.deletionTimestamp == nil {
@@ -359,7 +434,7 @@ final class PodStore: Sendable {
             }
             commit(&record, type: "DELETED", in: &state, store: false)
             if let pid = state.processes[record.uid] { kill(-pid, SIGKILL) }
-            return (record.json(), record.uid, false)
+            return (record.json(), record.uid, false, grace)
         }
         if graceful {
             DispatchQueue.global().asyncAfter(deadline: .now() + .seconds(grace)) { [self] in
@@ -426,6 +501,7 @@ final class PodStore: Sendable {
 
     func killAll() {
         state.withLockedValue { state in
+            state.stopped = true
             for pid in state.processes.values { kill(-pid, SIGKILL) }
             state.watchers.removeAll()
         }
@@ -434,7 +510,7 @@ final class PodStore: Sendable {
     // MARK: Internals
 
     /// `state.withLockedValue` for a body with typed throws.
-    private func locked<T>(_ body: (inout State) throws(KubeError) -> T) throws(KubeError) -> T {
+    func locked<T>(_ body: (inout State) throws(KubeError) -> T) throws(KubeError) -> T {
         let result: Result<T, KubeError> = state.withLockedValue { state in
             do throws(KubeError) { return .success(try body(&state)) } catch { return .failure(error) }
         }
@@ -443,10 +519,11 @@ final class PodStore: Sendable {
 
     /// Gives `record` the next resourceVersion, stores it (unless
     /// deleted), records the event and sends it to the matching watches.
-    private func commit(_ record: inout PodRecord, type: String, in state: inout State, store: Bool = true) {
+    func commit(_ record: inout PodRecord, type: String, in state: inout State, store: Bool = true) {
         state.resourceVersion += 1
         record.resourceVersion = state.resourceVersion
         if store { state.pods[record.key] = record }
+        if let deploymentUID = record.deploymentUID { scheduleReconcile(deploymentUID, in: &state) }
         let event = WatchEvent(resourceVersion: record.resourceVersion, type: type, namespace: record.namespace, labels: record.labels, object: record.json())
         state.history.append(event)
         if state.history.count > historyLimit { state.history.removeFirst(state.history.count - historyLimit) }
@@ -457,7 +534,7 @@ final class PodStore: Sendable {
 
     /// Applies `change` to the Pod `key` if it is still the one with `uid`.
     @discardableResult
-    private func update(key: String, uid: String, _ change: (inout PodRecord) -> Void) -> Bool {
+    func update(key: String, uid: String, _ change: (inout PodRecord) -> Void) -> Bool {
         state.withLockedValue { state in
             guard var record = state.pods[key], record.uid == uid else { return false }
             change(&record)
@@ -479,14 +556,23 @@ final class PodStore: Sendable {
 
     /// An image pull failure: the Pod stays Pending, its container waiting
     /// with ErrImagePull, then ImagePullBackOff, as the kubelet reports it.
-    private func failPull(key: String, uid: String, image: String) {
+    private func failPull(key: String, uid: String, image: String, sandbox: String) {
         let message = "rpc error: code = NotFound desc = failed to pull and unpack image \"\(image)\": not found"
-        update(key: key, uid: uid) { $0.container = .waiting(reason: "ErrImagePull", message: message) }
+        recordPodEvent(key: key, uid: uid, "Warning", "Failed", "Failed to pull image \"\(image)\": \(message)")
+        recordPodEvent(key: key, uid: uid, "Warning", "Failed", "Error: ErrImagePull")
+        update(key: key, uid: uid) {
+            $0.sandboxTime = sandbox
+            $0.startTime = sandbox
+            $0.container = .waiting(reason: "ErrImagePull", message: message)
+        }
         usleep(200_000)
+        // As the kubelet reports it: the back-off is Normal, its error Warning.
+        recordPodEvent(key: key, uid: uid, "Normal", "BackOff", "Back-off pulling image \"\(image)\"")
+        recordPodEvent(key: key, uid: uid, "Warning", "Failed", "Error: ImagePullBackOff")
         update(key: key, uid: uid) { $0.container = .waiting(reason: "ImagePullBackOff", message: "Back-off pulling image \"\(image)\"") }
     }
 
-    private func run(key: String, uid: String, command: [String], environment: [String: String], workingDir: String?) {
+    private func run(key: String, uid: String, image: String, sandbox: String, command: [String], environment: [String: String], workingDir: String?) {
         let logPath = state.withLockedValue { $0.pods[key]?.logPath }
         guard let logPath else { return }
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
@@ -494,11 +580,19 @@ final class PodStore: Sendable {
         var environment = environment
         let inherited = ProcessInfo.processInfo.environment
         for name in ["PATH", "HOME", "TMPDIR"] where environment[name] == nil { environment[name] = inherited[name] }
+        let imageID = Self.imageID(image)
+        let containerID = "containerd://" + Self.hexDigest(uid + "/container")
+        recordPodEvent(key: key, uid: uid, "Normal", "Pulled", "Successfully pulled image \"\(image)\" in 1ms (1ms including waiting). Image size: 0 bytes.")
+        recordPodEvent(key: key, uid: uid, "Normal", "Created", "Created container: \(containerName(key: key))")
         let started = timestamp()
         let fail = { (message: String) -> Void in
+            self.recordPodEvent(key: key, uid: uid, "Warning", "Failed", "Error: \(message)")
             _ = self.update(key: key, uid: uid) {
                 $0.phase = "Failed"
-                $0.startTime = started
+                $0.startTime = sandbox
+                $0.sandboxTime = sandbox
+                $0.imageID = imageID
+                $0.containerID = containerID
                 $0.container = .terminated(exitCode: 128, reason: "StartError", message: message, startedAt: nil, finishedAt: timestamp())
             }
         }
@@ -513,7 +607,7 @@ final class PodStore: Sendable {
         do throws(Spawn.Failure) { pipe = try Spawn.Pipe() } catch { fail(error.description); return }
         let spawned: Result<pid_t, Spawn.Failure>? = state.withLockedValue { state in
             defer { close(pipe.writeEnd) }
-            guard state.pods[key]?.uid == uid else { return nil }
+            guard !state.stopped, state.pods[key]?.uid == uid else { return nil }
             do throws(Spawn.Failure) {
                 let pid = try Spawn.start(
                     executable, Array(command.dropFirst()), argument0: command[0], environment: environment,
@@ -533,9 +627,14 @@ final class PodStore: Sendable {
         case .failure(let failure):
             fail(failure.description)
         case .success(let pid):
+            recordPodEvent(key: key, uid: uid, "Normal", "Started", "Started container \(containerName(key: key))")
             update(key: key, uid: uid) {
                 $0.phase = "Running"
-                $0.startTime = started
+                $0.runningSince = Date()
+                $0.startTime = sandbox
+                $0.sandboxTime = sandbox
+                $0.imageID = imageID
+                $0.containerID = containerID
                 $0.container = .running(startedAt: started)
             }
             Spawn.waitUntilExited(pid)
@@ -551,8 +650,10 @@ final class PodStore: Sendable {
             }
             update(key: key, uid: uid) {
                 $0.phase = exitCode == 0 ? "Succeeded" : "Failed"
+                // A simulator-only hook fakes what the runtime would say (OOMKilled).
+                let reason = $0.annotations[PodStore.terminateReasonAnnotation] ?? (exitCode == 0 ? "Completed" : "Error")
                 $0.container = .terminated(
-                    exitCode: exitCode, reason: exitCode == 0 ? "Completed" : "Error", message: nil,
+                    exitCode: exitCode, reason: reason, message: nil,
                     startedAt: started, finishedAt: timestamp())
             }
             // A graceful delete waited for this: now the Pod goes.
@@ -591,6 +692,51 @@ final class PodStore: Sendable {
             }
             stamped.write(out)
         }
+    }
+
+    /// A simulator-only annotation: the reason a Pod's container reports
+    /// when it ends (e.g. `OOMKilled`), instead of Completed or Error.
+    static let terminateReasonAnnotation = "simulator.trellis.dev/terminate-reason"
+
+    private func containerName(key: String) -> String {
+        state.withLockedValue { $0.pods[key]?.containerName ?? "" }
+    }
+
+    /// The QoS class the API server gives a Pod for its containers' resources.
+    static func qosClass(_ containers: [[String: Any]]) -> String {
+        var any = false, guaranteed = true
+        for container in containers {
+            let resources = container["resources"] as? [String: Any] ?? [:]
+            let requests = resources["requests"] as? [String: Any] ?? [:], limits = resources["limits"] as? [String: Any] ?? [:]
+            if !requests.isEmpty || !limits.isEmpty { any = true }
+            for resource in ["cpu", "memory"] {
+                guard let limit = limits[resource] else { guaranteed = false; continue }
+                if let request = requests[resource], "\(request)" != "\(limit)" { guaranteed = false }
+            }
+        }
+        return !any ? "BestEffort" : guaranteed ? "Guaranteed" : "Burstable"
+    }
+
+    /// A stable made-up digest for an image (`docker.io/library/busybox@sha256:…`).
+    static func imageID(_ image: String) -> String {
+        var repository = image
+        if let at = repository.firstIndex(of: "@") { repository = String(repository[..<at]) }
+        if let colon = repository.lastIndex(of: ":"), !repository[colon...].contains("/") { repository = String(repository[..<colon]) }
+        let first = repository.split(separator: "/").first.map(String.init) ?? ""
+        if !repository.contains("/") { repository = "docker.io/library/" + repository }
+        else if !(first.contains(".") || first.contains(":") || first == "localhost") { repository = "docker.io/" + repository }
+        return "\(repository)@sha256:\(hexDigest(image))"
+    }
+
+    /// 64 hex digits derived from `text` (FNV-1a, four lanes): not a real
+    /// hash, only stable.
+    static func hexDigest(_ text: String) -> String {
+        (0..<4).map { lane -> String in
+            var hash: UInt64 = 0xcbf2_9ce4_8422_2325 &+ UInt64(lane)
+            for byte in text.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+            let hex = String(hash, radix: 16)
+            return String(repeating: "0", count: 16 - hex.count) + hex
+        }.joined()
     }
 
     static func resolve(_ command: String, path: String?) -> String? {

@@ -7,9 +7,13 @@ import Glibc
 
 // trellis-kube-sim: the Kubernetes API simulator (a test double; see
 // KubeSimulator). Usage: trellis-kube-sim [--host H] [--port P] [--history N]
-// [--log-dir D] [--unpullable-image IMAGE]... [--start-delay-ms MS]. Faults at run time:
+// [--log-dir D] [--unpullable-image IMAGE]... [--start-delay-ms MS]
+// [--token TOKEN | --token-file PATH]. With a token every API request needs
+// `Authorization: Bearer TOKEN` (401 Unauthorized otherwise); a token file is
+// read again on every request, so it can be rotated. Faults at run time:
 // POST /simulator/faults {"code":500,"count":2,"method":"POST"} and
-// POST /simulator/drop-watches.
+// POST /simulator/drop-watches; GET /simulator/requests counts the API
+// requests per method and path, and the connections accepted.
 
 var configuration = KubeSimulator.Configuration()
 var arguments = CommandLine.arguments.dropFirst()
@@ -25,8 +29,10 @@ while let flag = arguments.popFirst() {
     case "--log-dir": configuration.logDirectory = value
     case "--unpullable-image": configuration.unpullableImages.insert(value)
     case "--start-delay-ms": configuration.startDelay = .milliseconds(Int(value) ?? 0)
+    case "--token": configuration.bearerToken = value
+    case "--token-file": configuration.bearerTokenFile = value
     default:
-        FileHandle.standardError.write(Data("trellis-kube-sim: unknown option \(flag)\nusage: trellis-kube-sim [--host H] [--port P] [--history N] [--log-dir D] [--unpullable-image IMAGE]... [--start-delay-ms MS]\n".utf8))
+        FileHandle.standardError.write(Data("trellis-kube-sim: unknown option \(flag)\nusage: trellis-kube-sim [--host H] [--port P] [--history N] [--log-dir D] [--unpullable-image IMAGE]... [--start-delay-ms MS] [--token TOKEN | --token-file PATH]\n".utf8))
         exit(2)
     }
 }

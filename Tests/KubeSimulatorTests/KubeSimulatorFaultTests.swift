@@ -17,6 +17,7 @@ struct KubeSimulatorFaultTests {
         let curl = try Curl(port: try #require(simulator.port))
         do { try await body(simulator, curl) } catch { await simulator.shutdown(); throw error }
         await simulator.shutdown()
+        try await curl.validateReceived()
     }
 
     func waitFor(_ curl: Curl, _ path: String, until condition: ([String: Any]) -> Bool) async throws -> [String: Any] {
@@ -140,6 +141,7 @@ struct KubeSimulatorFaultTests {
             #expect(try curl.request("POST", "/api/v1/namespaces/default/pods", json: pod("from-binary", command: ["echo", "hi"])).code == 201)
             let list = try curl.request("GET", "/api/v1/namespaces/default/pods?labelSelector=foo%3Dbar")
             #expect((list.json["items"] as? [Any])?.count == 1)
+            try await curl.validateReceived()
         }
     }
 }

@@ -2,6 +2,7 @@ import Foundation
 import KubeSimulator
 import Testing
 import TrellisProcess
+import TrellisTestSupport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -10,9 +11,16 @@ import Glibc
 struct Curl {
     let base: String
     let directory: String
+    /// Sent with every request (e.g. `Authorization: Bearer …`).
+    var headers: [String] = []
+    /// Every JSON object the simulator answered with, and the output files
+    /// of the streams: `validateReceived()` checks them against the schemas.
+    let received = Shared<Set<Data>>([])
+    let streams = Shared<[String]>([])
 
-    init(port: Int) throws {
+    init(port: Int, token: String? = nil) throws {
         base = "http://127.0.0.1:\(port)"
+        if let token { headers = ["Authorization: Bearer \(token)"] }
         directory = NSTemporaryDirectory() + "kube-sim-test-" + UUID().uuidString.prefix(8)
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
     }
@@ -24,19 +32,39 @@ struct Curl {
         var text: String { String(decoding: body, as: UTF8.self) }
     }
 
-    func request(_ method: String, _ path: String, json: Any? = nil, timeout: Int = 20) throws -> Response {
+    func request(_ method: String, _ path: String, json: Any? = nil, contentType: String = "application/json", headers extra: [String] = [], timeout: Int = 20) throws -> Response {
         let id = UUID().uuidString
         let bodyFile = "\(directory)/\(id).body", codeFile = "\(directory)/\(id).code"
         var arguments = ["-s", "-X", method, "-o", bodyFile, "-w", "%{http_code}", "--max-time", String(timeout)]
+        for header in headers + extra { arguments += ["-H", header] }
         if let json {
             let requestFile = "\(directory)/\(id).request"
             try JSONSerialization.data(withJSONObject: json).write(to: URL(fileURLWithPath: requestFile))
-            arguments += ["-H", "Content-Type: application/json", "--data-binary", "@\(requestFile)"]
+            arguments += ["-H", "Content-Type: \(contentType)", "--data-binary", "@\(requestFile)"]
         }
         let pid = try Spawn.start("/usr/bin/curl", arguments + [base + path], environment: [:], standardOutput: .file(codeFile))
         _ = Spawn.wait(pid)
         let code = Int(String(decoding: FileManager.default.contents(atPath: codeFile) ?? Data(), as: UTF8.self)) ?? 0
-        return Response(code: code, body: FileManager.default.contents(atPath: bodyFile) ?? Data())
+        let response = Response(code: code, body: FileManager.default.contents(atPath: bodyFile) ?? Data())
+        if response.json["kind"] != nil { received.mutate { _ = $0.insert(response.body) } }
+        return response
+    }
+
+    /// Validates every object the simulator returned to this client
+    /// (responses and the objects of watch events) with kubernetes-validate
+    /// --strict; `Status` objects against the bundle's meta/v1 Status
+    /// schema. Then removes the client's files.
+    func validateReceived() async throws {
+        var objects = received.value
+        for file in streams.value {
+            for event in Stream(pid: 0, file: file).events {
+                if let object = event["object"] as? [String: Any] { objects.insert(try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) }
+            }
+        }
+        let isStatus = { (object: Data) in ((try? JSONSerialization.jsonObject(with: object)) as? [String: Any])?["kind"] as? String == "Status" }
+        try await KubernetesValidate.validate(objects: objects.filter { !isStatus($0) }.sorted { $0.count < $1.count }, name: "the objects the simulator returned")
+        try await KubernetesValidate.validate(objects: objects.filter(isStatus).sorted { $0.count < $1.count }, name: "the Statuses the simulator returned", schema: "status-meta-v1")
+        try? FileManager.default.removeItem(atPath: directory)
     }
 
     /// A streamed GET running in the background, its output in a file.
@@ -64,7 +92,8 @@ struct Curl {
 
     func stream(_ path: String) throws -> Stream {
         let file = "\(directory)/\(UUID().uuidString).stream"
-        let pid = try Spawn.start("/usr/bin/curl", ["-s", "-N", "--max-time", "60", base + path], environment: [:], standardOutput: .file(file))
+        streams.mutate { $0.append(file) }
+        let pid = try Spawn.start("/usr/bin/curl", ["-s", "-N", "--max-time", "60"] + headers.flatMap { ["-H", $0] } + [base + path], environment: [:], standardOutput: .file(file))
         return Stream(pid: pid, file: file)
     }
 }
@@ -98,6 +127,7 @@ struct KubeSimulatorTests {
         let curl = try Curl(port: try #require(simulator.port))
         do { try await body(simulator, curl) } catch { await simulator.shutdown(); throw error }
         await simulator.shutdown()
+        try await curl.validateReceived()
     }
 
     @Test func createGetWatchLogsDelete() async throws {
