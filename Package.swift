@@ -382,7 +382,7 @@ let package = Package(
         /// pod-per-task's pure parts: settings, Pod building, status reading.
         .testTarget(
             name: "PodPerTaskTests",
-            dependencies: ["PodPerTask", "TrellisKube", "TrellisPluginKit"],
+            dependencies: ["PodPerTask", "TrellisKube", "TrellisPluginKit", "TrellisTestSupport"],
             swiftSettings: strictSwift
         ),
         .testTarget(

@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
@@ -120,6 +120,9 @@ public final class KubeSimulator: Sendable {
     /// TCP connections accepted so far (keep-alive reuse shows as fewer
     /// connections than requests).
     public var connectionsAccepted: Int { traffic.connections }
+    /// The body of every Pod create request, exactly as the client sent it
+    /// (so tests can validate what an executor sends against the schema).
+    public var podCreationBodies: [Data] { traffic.podCreations }
 
     /// Closes every open watch's connection (also `POST /simulator/drop-watches`).
     public func dropWatches() { store.dropWatches() }
@@ -225,6 +228,7 @@ final class KubeHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func pods(context: ChannelHandlerContext, head: HTTPRequestHead, namespace: String, rest: [String], query: [String: String], body: Data) throws(KubeError) {
         switch (head.method, rest.count) {
         case (.POST, 0):
+            traffic.recordPodCreation(body)
             respond(context: context, head: head, code: 201, body: try store.create(namespace: namespace, body: body))
         case (.GET, 0):
             let selector = try LabelSelector(query["labelSelector"])
@@ -487,6 +491,10 @@ struct Authenticator: Sendable {
 /// What arrived: API requests per method and path, connections accepted.
 final class Traffic: Sendable {
     private let state = NIOLockedValueBox<(counts: [String: Int], connections: Int)>(([:], 0))
+    private let creations = NIOLockedValueBox<[Data]>([])
+
+    func recordPodCreation(_ body: Data) { creations.withLockedValue { $0.append(body) } }
+    var podCreations: [Data] { creations.withLockedValue { $0 } }
 
     func record(method: String, path: String) {
         state.withLockedValue { $0.counts["\(method) \(path)", default: 0] += 1 }

@@ -2,6 +2,7 @@ import Foundation
 import PodPerTask
 import Testing
 import TrellisKube
+import TrellisTestSupport
 
 /// Pods built from tasks: names, labels, the container, executor defaults.
 @Suite struct PodBuilderTests {
@@ -135,5 +136,33 @@ import TrellisKube
         #expect(PodNames.labelProblem(name: "bad key", value: "x")?.contains("label key \"bad key\"") == true)
         #expect(PodNames.labelProblem(name: "Upper.Case/x", value: "x")?.contains("invalid prefix") == true)
         #expect(PodNames.labelProblem(name: "team", value: "data science")?.contains("\"data science\"") == true)
+    }
+}
+
+/// Pods with every field the builder can set pass Kubernetes's own schema
+/// (kubernetes-validate, offline, --strict).
+@Suite struct PodSchemaTests {
+    @Test func aPodWithEveryFieldValidates() async throws {
+        var settings = PodSettings()
+        settings.serviceAccount = "trellis-tasks"
+        settings.imagePullPolicy = "IfNotPresent"
+        settings.runAsUser = 50000
+        settings.extraLabels = ["team": "data"]
+        var task = PodBuilderTests.seedEcho()
+        task.requests = ["cpu": "500m", "memory": "256Mi"]
+        task.limits = ["memory": "1Gi"]
+        task.annotations = ["owner": "data-team"]
+        task.nodeSelector = ["pool": "batch"]
+        var toleration = PodTask.Toleration()
+        toleration.key = "dedicated"
+        toleration.operator = "Equal"
+        toleration.value = "batch"
+        toleration.effect = "NoExecute"
+        toleration.tolerationSeconds = 300
+        task.tolerations = [toleration]
+        let pod = PodBuilder.build(task, settings: settings, executor: "pod-per-task", namespace: "jobs", suffix: "abcdefgh")
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        try await KubernetesValidate.validate(json: try encoder.encode(pod), name: "a pod with every field")
     }
 }

@@ -45,6 +45,10 @@ import TrellisWire
                 let kube = try KubeClient(endpoint: KubeEndpoint(server: "http://127.0.0.1:\(simulator.port ?? 0)"))
                 try await body(Setup(simulator: simulator, served: served, trellisd: trellisd, api: api, kube: kube))
                 await api.close()
+                // Every Pod the executor sent, as sent, against Kubernetes's schema.
+                let sent = simulator.podCreationBodies
+                #expect(!sent.isEmpty)
+                try await KubernetesValidate.validate(objects: sent, name: "the pods pod-per-task sent")
             }
         } catch {
             await simulator.shutdown()
