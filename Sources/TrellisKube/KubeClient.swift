@@ -82,6 +82,28 @@ public final class KubeClient: Sendable {
         }
     }
 
+    /// Merges `annotations` into a Pod's (a merge patch; a nil value
+    /// removes that annotation). The scaled-pool executor marks the pods of
+    /// idle workers cheapest to delete this way.
+    public func annotatePod(_ name: String, namespace: String, annotations: [String: String?]) async throws(KubeError) -> Pod {
+        struct Patch: Encodable {
+            struct Metadata: Encodable {
+                var annotations: [String: String?]
+                func encode(to encoder: any Encoder) throws {
+                    var container = encoder.container(keyedBy: Key.self)
+                    var nested = container.nestedContainer(keyedBy: Key.self, forKey: Key("annotations"))
+                    for (key, value) in annotations {
+                        if let value { try nested.encode(value, forKey: Key(key)) } else { try nested.encodeNil(forKey: Key(key)) }
+                    }
+                }
+            }
+            var metadata: Metadata
+        }
+        return try await call(
+            "PATCH", Self.podsPath(namespace) + "/" + escape(name), body: try encode(Patch(metadata: .init(annotations: annotations))),
+            contentType: "application/merge-patch+json")
+    }
+
     /// A Pod's log so far (`tailLines`: only the last lines).
     public func podLog(
         _ name: String, namespace: String, container: String? = nil, tailLines: Int? = nil, sinceTime: String? = nil
@@ -257,6 +279,15 @@ public final class KubeClient: Sendable {
         let parts = items.compactMap { key, value in value.map { "\(key)=\(escape($0))" } }
         return parts.isEmpty ? "" : "?" + parts.joined(separator: "&")
     }
+}
+
+/// A coding key for any string (annotation names).
+private struct Key: CodingKey {
+    var stringValue: String
+    var intValue: Int? { nil }
+    init(_ string: String) { stringValue = string }
+    init?(stringValue: String) { self.stringValue = stringValue }
+    init?(intValue: Int) { nil }
 }
 
 /// Percent-encodes a path segment or query value.

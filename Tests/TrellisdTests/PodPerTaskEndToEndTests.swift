@@ -161,6 +161,10 @@ import TrellisWire
                 tasks:
                   - {task_id: ok, cmds: [sh, -c, "echo fine"]}
                   - {task_id: broken, cmds: [sh, -c, "echo 'disk full' >&2; exit 3"]}
+                  # The simulator's stand-in for the kernel's OOM killer: the reason the kubelet would report.
+                  - task_id: greedy
+                    cmds: [sh, -c, "kill -9 $$"]
+                    annotations: {simulator.trellis.dev/terminate-reason: OOMKilled}
                 """, file: "exits.yaml")
             let run = try await api.trigger("exits")
             let end = try await api.waitForEnd("exits", run, within: .seconds(60), explaining: [setup.trellisd])
@@ -169,6 +173,10 @@ import TrellisWire
             #expect(tasks["broken"]?.state == .failed)
             #expect(tasks["broken"]?.exitCode.value == 3)
             #expect(tasks["broken"]?.failureReason.contains("exited with code 3") == true, "\(tasks["broken"]?.failureReason ?? "")")
+            #expect(tasks["greedy"]?.state == .failed)
+            #expect(tasks["greedy"]?.exitCode.value == 137)
+            #expect(tasks["greedy"]?.failureReason.contains("OOMKilled") == true, "\(tasks["greedy"]?.failureReason ?? "")")
+            #expect(tasks["greedy"]?.failureReason.contains("more memory than its limit") == true)
             // The log outlives the pod (delete_pod is the default).
             #expect(try await Self.pods(setup.kube, namespace: "jobs").isEmpty)
             #expect(try await api.log("exits", run, "broken").contains("disk full"))
