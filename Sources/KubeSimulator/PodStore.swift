@@ -331,10 +331,30 @@ final class PodStore: Sendable {
             }
             return record.json()
         }
-        let command = (containers[0]["command"] as? [String] ?? []) + (containers[0]["args"] as? [String] ?? [])
-        let environment = (containers[0]["env"] as? [[String: Any]] ?? []).reduce(into: [String: String]()) {
-            if let name = $1["name"] as? String { $0[name] = $1["value"] as? String ?? "" }
+        // env: literal values and the downward API's fieldRefs, as the
+        // kubelet resolves them; `$(NAME)` in command and args expands to
+        // an env value, as Kubernetes does ($$ escapes a $).
+        var environment: [String: String] = [:]
+        for variable in containers[0]["env"] as? [[String: Any]] ?? [] {
+            guard let name = variable["name"] as? String else { continue }
+            if let field = (variable["valueFrom"] as? [String: Any])?["fieldRef"] as? [String: Any] {
+                environment[name] = switch field["fieldPath"] as? String ?? "" {
+                case "metadata.name": record.name
+                case "metadata.namespace": record.namespace
+                case "metadata.uid": record.uid
+                case "spec.nodeName": record.nodeName ?? nodeName
+                case "status.podIP", "status.hostIP": "127.0.0.1"
+                case let path where path.hasPrefix("metadata.labels['"):
+                    record.labels[String(path.dropFirst("metadata.labels['".count).dropLast(2))] ?? ""
+                default: ""
+                }
+            } else {
+                environment[name] = Self.expand(variable["value"] as? String ?? "", environment)
+            }
         }
+        let resolved = environment
+        let command = ((containers[0]["command"] as? [String] ?? []) + (containers[0]["args"] as? [String] ?? []))
+            .map { Self.expand($0, resolved) }
         let workingDir = containers[0]["workingDir"] as? String
         let key = record.key
         let image = record.image
@@ -348,7 +368,7 @@ final class PodStore: Sendable {
             let sandbox = timestamp()
             recordPodEvent(key: key, uid: uid, "Normal", "Pulling", "Pulling image \"\(image)\"")
             if isUnpullable(image) { failPull(key: key, uid: uid, image: image, sandbox: sandbox) }
-            else { run(key: key, uid: uid, image: image, sandbox: sandbox, command: command, environment: environment, workingDir: workingDir) }
+            else { run(key: key, uid: uid, image: image, sandbox: sandbox, command: command, environment: resolved, workingDir: workingDir) }
         }
         return created
     }
@@ -746,6 +766,39 @@ final class PodStore: Sendable {
             if access(candidate, X_OK) == 0 { return candidate }
         }
         return nil
+    }
+
+    /// Kubernetes's `$(NAME)` expansion in command, args and env values:
+    /// a defined name is replaced, an undefined one left as written, `$$`
+    /// is a literal `$`.
+    static func expand(_ text: String, _ environment: [String: String]) -> String {
+        guard text.contains("$") else { return text }
+        var result = ""
+        var index = text.startIndex
+        while index < text.endIndex {
+            let character = text[index]
+            let next = text.index(after: index)
+            if character == "$", next < text.endIndex {
+                if text[next] == "$" {
+                    result.append("$")
+                    index = text.index(after: next)
+                    continue
+                }
+                if text[next] == "(", let close = text[next...].firstIndex(of: ")") {
+                    let name = String(text[text.index(after: next)..<close])
+                    if let value = environment[name] {
+                        result += value
+                    } else {
+                        result += text[index...close]
+                    }
+                    index = text.index(after: close)
+                    continue
+                }
+            }
+            result.append(character)
+            index = next
+        }
+        return result
     }
 
     static func isDNSSubdomain(_ name: String) -> Bool {

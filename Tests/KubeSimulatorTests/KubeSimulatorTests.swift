@@ -194,6 +194,31 @@ struct KubeSimulatorTests {
         }
     }
 
+    /// The downward API's fieldRefs and `$(NAME)` expansion, as the kubelet
+    /// does them (the worker Deployment names its agent after its Pod).
+    @Test func downwardAPIAndVariableExpansion() async throws {
+        try await withSimulator { _, curl in
+            var object = pod("downward", command: ["sh", "-c"], args: ["echo name=$(POD_NAME) ns=$(POD_NAMESPACE) node=$(NODE) cost='$$5' greeting=\"$GREETING\""])
+            var spec = object["spec"] as! [String: Any]
+            var containers = spec["containers"] as! [[String: Any]]
+            containers[0]["env"] = [
+                ["name": "POD_NAME", "valueFrom": ["fieldRef": ["fieldPath": "metadata.name"]]],
+                ["name": "POD_NAMESPACE", "valueFrom": ["fieldRef": ["fieldPath": "metadata.namespace"]]],
+                ["name": "NODE", "valueFrom": ["fieldRef": ["fieldPath": "spec.nodeName"]]],
+                ["name": "GREETING", "value": "hello-$(POD_NAME)-$(UNDEFINED)"],
+            ]
+            spec["containers"] = containers
+            object["spec"] = spec
+            #expect(try curl.request("POST", "/api/v1/namespaces/ns/pods", json: object).code == 201)
+            for _ in 0..<200 {
+                if try curl.request("GET", "/api/v1/namespaces/ns/pods/downward").json[path: "status.phase"] as? String == "Succeeded" { break }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            #expect(try curl.request("GET", "/api/v1/namespaces/ns/pods/downward/log").text
+                == "name=downward ns=ns node=trellis-kube-sim cost=$5 greeting=hello-downward-$(UNDEFINED)\n")
+        }
+    }
+
     @Test func failedContainer() async throws {
         try await withSimulator { _, curl in
             #expect(try curl.request("POST", "/api/v1/namespaces/ns/pods", json: pod("fails", command: ["sh", "-c", "echo oops >&2; exit 3"])).code == 201)
