@@ -299,11 +299,21 @@ let package = Package(
             path: "plugins/c-test-executor"
         ),
 
+        /// Dispatching process tasks to the agents of one pool (queue,
+        /// least-loaded matching agent, StartTask/CancelTask, adoption):
+        /// shared by persistent-pool and scaled-pool. Plugins only.
+        .target(
+            name: "AgentPool",
+            dependencies: ["TrellisPluginKit", "TrellisPluginSDK"],
+            path: "plugins/agent-pool",
+            swiftSettings: strictSwift
+        ),
+
         /// persistent-pool: process tasks on a fixed set of agents. Swift, but
-        /// linked against the C SDK only (no Swift module of ours).
+        /// linked against the C SDK only (no Swift module of the host's).
         .target(
             name: "PersistentPoolExecutor",
-            dependencies: ["TrellisPluginKit", "TrellisPluginSDK"],
+            dependencies: ["AgentPool", "TrellisPluginKit", "TrellisPluginSDK"],
             path: "plugins/persistent-pool",
             swiftSettings: strictSwift
         ),

@@ -6,6 +6,7 @@
 // links those statically, and a second copy in the plugin would split every
 // global. Messages go through the C SDK (protobuf-c); only the toolchain's
 // dynamic libraries (stdlib, Synchronization, Foundation) are shared.
+import AgentPool
 import TrellisPluginKit
 import TrellisPluginSDK
 
@@ -61,11 +62,16 @@ private func createExecutor(
     guard let decoded = trellis__v1__executor_config__unpack(nil, length, config) else {
         return fail("\(executorName): the configuration is not a trellis.v1.ExecutorConfig")
     }
-    let json = Messages.string(decoded.pointee.config_json)
-    let registered = Messages.string(decoded.pointee.name)
+    let json = PluginMessages.string(decoded.pointee.config_json)
+    let registered = PluginMessages.string(decoded.pointee.name)
     trellis__v1__executor_config__free_unpacked(decoded, nil)
     let name = registered.isEmpty ? executorName : registered
-    switch Settings.parse(json, executor: name) {
+    let object: [String: JSONValue]
+    switch JSONValue.settingsObject(json, executor: name) {
+    case .failure(let problem): return fail(problem.message)
+    case .success(let parsed): object = parsed
+    }
+    switch PoolSettings.parse(object, executor: name) {
     case .failure(let problem):
         return fail(problem.message)
     case .success(let settings):

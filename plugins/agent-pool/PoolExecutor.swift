@@ -1,5 +1,5 @@
 import Synchronization
-import TrellisPluginKit
+public import TrellisPluginKit
 import TrellisPluginSDK
 
 #if canImport(Glibc)
@@ -11,15 +11,15 @@ import Glibc
 /// completions arrive on host threads at any time (possibly inside
 /// call_agent), so the state is only touched under the mutex and the host
 /// is never called while it is held.
-final class PoolExecutor: @unchecked Sendable {
-    let name: String
-    let settings: Settings
+public final class PoolExecutor: @unchecked Sendable {
+    public let name: String
+    public let settings: PoolSettings
     /// The host's callbacks; none is made after `stop()` (completions may
     /// still arrive and find it stopped).
     private let host: PluginHost
     private let state: Mutex<PoolState>
 
-    init(name: String, settings: Settings, host: PluginHost) {
+    public init(name: String, settings: PoolSettings, host: PluginHost) {
         self.name = name
         self.settings = settings
         self.host = host
@@ -28,7 +28,7 @@ final class PoolExecutor: @unchecked Sendable {
 
     // MARK: ABI functions
 
-    func submit(_ bytes: UnsafeRawBufferPointer) -> Result<Void, CallError> {
+    public func submit(_ bytes: UnsafeRawBufferPointer) -> Result<Void, CallError> {
         guard let assignment = trellis__v1__task_assignment__unpack(nil, bytes.count, bytes.baseAddress?.assumingMemoryBound(to: UInt8.self)) else {
             return .failure(CallError(TRELLIS_ERROR_INVALID_ARGUMENT, "\(name): submit expects a trellis.v1.TaskAssignment"))
         }
@@ -44,7 +44,7 @@ final class PoolExecutor: @unchecked Sendable {
         return .success(())
     }
 
-    func cancel(_ bytes: UnsafeRawBufferPointer) -> Result<Void, CallError> {
+    public func cancel(_ bytes: UnsafeRawBufferPointer) -> Result<Void, CallError> {
         guard let request = trellis__v1__cancel_request__unpack(nil, bytes.count, bytes.baseAddress?.assumingMemoryBound(to: UInt8.self)) else {
             return .failure(CallError(TRELLIS_ERROR_INVALID_ARGUMENT, "\(name): cancel expects a trellis.v1.CancelRequest"))
         }
@@ -63,7 +63,7 @@ final class PoolExecutor: @unchecked Sendable {
         return .success(())
     }
 
-    func adopt(_ bytes: UnsafeRawBufferPointer) -> Result<Void, CallError> {
+    public func adopt(_ bytes: UnsafeRawBufferPointer) -> Result<Void, CallError> {
         guard let request = trellis__v1__adopt_request__unpack(nil, bytes.count, bytes.baseAddress?.assumingMemoryBound(to: UInt8.self)) else {
             return .failure(CallError(TRELLIS_ERROR_INVALID_ARGUMENT, "\(name): adopt expects a trellis.v1.AdoptRequest"))
         }
@@ -97,7 +97,7 @@ final class PoolExecutor: @unchecked Sendable {
         return .success(())
     }
 
-    func tick(_ bytes: UnsafeRawBufferPointer) -> Result<Void, CallError> {
+    public func tick(_ bytes: UnsafeRawBufferPointer) -> Result<Void, CallError> {
         guard let request = trellis__v1__tick_request__unpack(nil, bytes.count, bytes.baseAddress?.assumingMemoryBound(to: UInt8.self)) else {
             return .failure(CallError(TRELLIS_ERROR_INVALID_ARGUMENT, "\(name): tick expects a trellis.v1.TickRequest"))
         }
@@ -110,7 +110,7 @@ final class PoolExecutor: @unchecked Sendable {
         return .success(())
     }
 
-    func agentsChanged(_ bytes: UnsafeRawBufferPointer) -> Result<Void, CallError> {
+    public func agentsChanged(_ bytes: UnsafeRawBufferPointer) -> Result<Void, CallError> {
         guard let update = trellis__v1__agents_update__unpack(nil, bytes.count, bytes.baseAddress?.assumingMemoryBound(to: UInt8.self)) else {
             return .failure(CallError(TRELLIS_ERROR_INVALID_ARGUMENT, "\(name): agents_changed expects a trellis.v1.AgentsUpdate"))
         }
@@ -124,7 +124,7 @@ final class PoolExecutor: @unchecked Sendable {
 
     /// No host calls after this returns; completions still in flight find
     /// the instance stopped and only release their context.
-    func stop() {
+    public func stop() {
         host.stop()
     }
 
@@ -213,7 +213,7 @@ final class PoolExecutor: @unchecked Sendable {
         }
     }
 
-    func log(_ level: Int32, _ message: String) {
+    public func log(_ level: Int32, _ message: String) {
         host.log(level, message)
     }
 }

@@ -131,7 +131,7 @@ struct SelectorQueue: Sendable {
 }
 
 struct PoolState: Sendable {
-    let settings: Settings
+    let settings: PoolSettings
     let executor: String
 
     /// The last AgentsUpdate, every pool's agents, by name.
@@ -149,7 +149,7 @@ struct PoolState: Sendable {
     /// A dispatch loop runs (see PoolExecutor.pump).
     var pumping = false
 
-    init(settings: Settings, executor: String) {
+    init(settings: PoolSettings, executor: String) {
         self.settings = settings
         self.executor = executor
     }

@@ -1,30 +1,34 @@
-import TrellisPluginKit
+public import TrellisPluginKit
 
-/// The executor's settings: the JSON object in ExecutorConfig.config_json,
-/// from the configuration file's `executors: persistent-pool:` section or
-/// `TRELLIS__EXECUTOR__PERSISTENT_POOL__<KEY>` variables (where `true`,
-/// `false` and integers arrive as JSON literals). docs/executors.md lists
-/// them; an unknown key or a wrong type makes `create` fail naming the key.
-struct Settings: Sendable, Equatable {
+/// The dispatching settings of an agent-pool executor (persistent-pool,
+/// scaled-pool): part of the JSON object in ExecutorConfig.config_json, from
+/// the configuration file's `executors: NAME:` section or
+/// `TRELLIS__EXECUTOR__<NAME>__<KEY>` variables (where `true`, `false` and
+/// integers arrive as JSON literals). docs/executors.md lists them; an
+/// unknown key or a wrong type makes `create` fail naming the key.
+public struct PoolSettings: Sendable, Equatable {
     /// Agents whose AgentState.pool equals this take the executor's tasks.
-    var agentPool = "default"
+    public var agentPool = "default"
     /// How long an adopted attempt without an agent waits for an agent to
     /// report it running before it is dispatched again.
-    var adoptGraceSeconds: Int64 = 45
+    public var adoptGraceSeconds: Int64 = 45
     /// How long queued tasks wait without any agent that could ever take
     /// them before a warning is logged (once per selector).
-    var noAgentWarningSeconds: Int64 = 60
+    public var noAgentWarningSeconds: Int64 = 60
 
-    static let keys = ["adopt_grace_seconds", "agent_pool", "no_agent_warning_seconds"]
+    public init(agentPool: String = "default") {
+        self.agentPool = agentPool
+    }
 
-    static func parse(_ json: String, executor: String) -> Result<Settings, SettingsError> {
-        var settings = Settings()
-        let object: [String: JSONValue]
-        switch JSONValue.settingsObject(json, executor: executor) {
-        case .success(let parsed): object = parsed
-        case .failure(let error): return .failure(error)
-        }
-        for key in object.keys.sorted() {
+    public static let keys = ["adopt_grace_seconds", "agent_pool", "no_agent_warning_seconds"]
+
+    /// Reads the dispatching keys of `object`; keys in `otherKeys` belong to
+    /// the caller and are skipped, any other is an error listing both.
+    public static func parse(
+        _ object: [String: JSONValue], executor: String, defaults: PoolSettings = PoolSettings(), otherKeys: [String] = []
+    ) -> Result<PoolSettings, SettingsError> {
+        var settings = defaults
+        for key in object.keys.sorted() where !otherKeys.contains(key) {
             let value = object[key]!
             switch key {
             case "agent_pool":
@@ -45,7 +49,8 @@ struct Settings: Sendable, Equatable {
                 }
                 settings.noAgentWarningSeconds = seconds
             default:
-                return .failure(SettingsError("\(executor): unknown setting '\(key)' (known: \(keys.joined(separator: ", ")))"))
+                let known = (keys + otherKeys).sorted()
+                return .failure(SettingsError("\(executor): unknown setting '\(key)' (known: \(known.joined(separator: ", ")))"))
             }
         }
         return .success(settings)
