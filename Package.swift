@@ -29,6 +29,8 @@ let package = Package(
         .library(name: "trellis-executor-persistent-pool", type: .dynamic, targets: ["PersistentPoolExecutor"]),
         /// The pod-per-task executor plugin (docs/executors.md).
         .library(name: "trellis-executor-pod-per-task", type: .dynamic, targets: ["PodPerTaskExecutor"]),
+        /// The scaled-pool executor plugin (docs/executors.md).
+        .library(name: "trellis-executor-scaled-pool", type: .dynamic, targets: ["ScaledPoolExecutor"]),
         /// Deliberately broken plugins for the plugin loader's tests.
         .library(name: "trellis-executor-broken", type: .dynamic, targets: ["TrellisBrokenExecutor"]),
         /// The wire protocol, for packages outside this one (the fuzz/ target).
@@ -345,6 +347,24 @@ let package = Package(
             swiftSettings: strictSwift
         ),
 
+        /// scaled-pool's pure parts: the autoscaler's state machine and its
+        /// settings. Tested without a plugin or a cluster.
+        .target(
+            name: "ScaledPool",
+            dependencies: ["TrellisPluginKit"],
+            path: "plugins/scaled-pool/Core",
+            swiftSettings: strictSwift
+        ),
+
+        /// scaled-pool: persistent-pool's dispatching to the agents of a
+        /// worker Deployment it sizes itself (docs/executors.md).
+        .target(
+            name: "ScaledPoolExecutor",
+            dependencies: ["ScaledPool", "AgentPool", "TrellisKube", "TrellisPluginKit", "TrellisPluginSDK"],
+            path: "plugins/scaled-pool/Plugin",
+            swiftSettings: strictSwift
+        ),
+
         /// Broken plugins, one fault per file name, for the loader's tests.
         .target(
             name: "TrellisBrokenExecutor",
@@ -387,6 +407,12 @@ let package = Package(
         .testTarget(
             name: "TrellisKubeTests",
             dependencies: ["TrellisKube", "KubeSimulator", "TrellisTestSupport"],
+            swiftSettings: strictSwift
+        ),
+        /// The autoscaler's decisions with made-up times.
+        .testTarget(
+            name: "ScaledPoolTests",
+            dependencies: ["ScaledPool", "TrellisPluginKit"],
             swiftSettings: strictSwift
         ),
         /// pod-per-task's pure parts: settings, Pod building, status reading.

@@ -128,6 +128,34 @@ public final class PoolExecutor: @unchecked Sendable {
         host.stop()
     }
 
+    // MARK: Cordons (scaled-pool)
+
+    /// An agent of the pool, as the autoscaler sees it.
+    public struct Worker: Sendable, Equatable {
+        public var name: String
+        public var busy: Bool
+        public var draining: Bool
+    }
+
+    public func workers() -> [Worker] {
+        state.withLock { state in
+            state.poolAgents.map { Worker(name: $0.name, busy: state.isBusy($0.name), draining: $0.draining) }
+        }
+    }
+
+    /// Stops dispatching to the named agents that are idle at this moment
+    /// (under the same lock as dispatch, so none gets work after); returns
+    /// those.
+    public func cordon(_ names: [String]) -> [String] {
+        state.withLock { $0.cordon(names) }
+    }
+
+    /// Dispatches to these agents again.
+    public func uncordon(_ names: [String]) {
+        state.withLock { $0.uncordon(names) }
+        pump()
+    }
+
     // MARK: Dispatching
 
     /// Sends StartTask for every queued task an agent can take now. One

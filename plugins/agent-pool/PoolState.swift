@@ -148,6 +148,8 @@ struct PoolState: Sendable {
     private var warned: Set<QueueSelector> = []
     /// A dispatch loop runs (see PoolExecutor.pump).
     var pumping = false
+    /// Agents given no new work (scaled-pool's scale-in victims).
+    private(set) var cordoned: Set<String> = []
 
     init(settings: PoolSettings, executor: String) {
         self.settings = settings
@@ -217,7 +219,8 @@ struct PoolState: Sendable {
     private func leastLoadedAgent(for selector: QueueSelector, reserved: [String: Int]) -> String? {
         var best: (name: String, free: Int, slots: Int)?
         for agent in agents.values
-        where agent.pool == settings.agentPool && !agent.draining && !agent.refused && agent.slots > 0 && selector.matches(agent.labels) {
+        where agent.pool == settings.agentPool && !agent.draining && !agent.refused && agent.slots > 0 && !cordoned.contains(agent.name)
+            && selector.matches(agent.labels) {
             let free = min(agent.freeSlots, agent.slots) - reserved[agent.name, default: 0]
             guard free > 0 else { continue }
             if let current = best {
@@ -228,6 +231,29 @@ struct PoolState: Sendable {
             best = (agent.name, free, agent.slots)
         }
         return best?.name
+    }
+
+    // MARK: Cordons (scaled-pool)
+
+    /// Running, starting or holding a task: reported running attempts, a
+    /// slot in use, or a start this executor sent that it does not report yet.
+    func isBusy(_ name: String) -> Bool {
+        guard let agent = agents[name] else { return false }
+        return !agent.running.isEmpty || agent.freeSlots < agent.slots || placements.values.contains { $0.agent == name }
+    }
+
+    /// The agents of the pool, busy or not.
+    var poolAgents: [AgentSnapshot] { agents.values.filter { $0.pool == settings.agentPool }.sorted { $0.name < $1.name } }
+
+    /// Gives the named agents no new work, those still idle; returns them.
+    mutating func cordon(_ names: [String]) -> [String] {
+        let idle = names.filter { agents[$0] != nil && !isBusy($0) }
+        cordoned.formUnion(idle)
+        return idle
+    }
+
+    mutating func uncordon(_ names: [String]) {
+        cordoned.subtract(names)
     }
 
     // MARK: Answers to StartTask
