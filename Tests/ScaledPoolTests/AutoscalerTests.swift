@@ -54,6 +54,22 @@ import TrellisPluginKit
         #expect(actions == [.scaleIn(to: 2, victims: ["w1", "w2", "w3", "w4", "w5", "w6"])])
     }
 
+    /// Real polls come a little late each time (a tick, then the API): the
+    /// window must still fill. Found by the end-to-end test, which never
+    /// scaled in with 1.009 s polls and a 5 s cooldown.
+    @Test func latePollsStillScaleInAfterTheCooldown() {
+        var autoscaler = Autoscaler(configuration: .init(minReplicas: 0, maxReplicas: 10, tasksPerWorker: 4, pollingIntervalSeconds: 1, cooldownSeconds: 5))
+        let workers = Self.idle("a", "b")
+        _ = autoscaler.poll(now: 0, queued: 8, running: 0, replicas: 2, workers: workers)
+        var scaledInAt: Int?
+        for step in 1...20 where scaledInAt == nil {
+            let actions = autoscaler.poll(now: Int64(step) * 1_009_000, queued: 0, running: 0, replicas: 2, workers: workers)
+            if actions == [.scaleIn(to: 0, victims: ["a", "b"])] { scaledInAt = step }
+        }
+        // The high poll (t=0) leaves the 5 s window at the fifth late poll (5.045 s).
+        #expect(scaledInAt == 5)
+    }
+
     @Test func aBriefDipDoesNotScaleIn() {
         var autoscaler = scaler()
         let workers = Self.idle("a", "b", "c")

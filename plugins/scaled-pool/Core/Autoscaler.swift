@@ -65,6 +65,8 @@ public struct Autoscaler: Sendable {
     /// desired of every poll of the last `cooldown`, oldest first.
     private(set) var history: [(at: Int64, desired: Int)] = []
     private(set) var lastPoll: Int64?
+    /// The first poll: scale-ins wait until a whole cooldown has been seen.
+    private(set) var firstPoll: Int64?
     /// Victims not yet gone, with when they were chosen.
     public private(set) var victims: [String: Int64] = [:]
 
@@ -87,6 +89,7 @@ public struct Autoscaler: Sendable {
     /// One poll: what to do, in order.
     public mutating func poll(now: Int64, queued: Int, running: Int, replicas: Int, workers: [Worker]) -> [Action] {
         lastPoll = now
+        if firstPoll == nil { firstPoll = now }
         let desired = desired(queued: queued, running: running)
         history.append((now, desired))
         history.removeAll { now - $0.at > configuration.cooldown }
@@ -110,8 +113,9 @@ public struct Autoscaler: Sendable {
             actions.append(.scaleOut(to: desired))
             return actions
         }
-        // Scale in only with a full cooldown of history, to its highest desired.
-        guard let oldest = history.first, now - oldest.at >= configuration.cooldown - configuration.pollingInterval / 2 else { return actions }
+        // Scale in only once a whole cooldown has been watched, to the
+        // highest desired of its polls.
+        guard let firstPoll, now - firstPoll >= configuration.cooldown else { return actions }
         let target = history.map(\.desired).max() ?? desired
         guard target < replicas else { return actions }
         let idle = workers

@@ -70,6 +70,7 @@ final class ScaledPoolExecutor: @unchecked Sendable {
         }
         let workers = pool.workers().map { Autoscaler.Worker(name: $0.name, busy: $0.busy, draining: $0.draining) }
         let actions = autoscaler.withLock { $0.poll(now: now, queued: queued, running: running, replicas: replicas, workers: workers) }
+        pool.log(TRELLIS_LOG_DEBUG, "poll: \(queued) queued, \(running) running, \(replicas) replicas, \(workers.count) agents (\(workers.filter(\.busy).count) busy, \(workers.filter(\.draining).count) draining): \(actions.isEmpty ? "nothing to do" : "\(actions)")")
         for action in actions {
             switch action {
             case .release(let names):
