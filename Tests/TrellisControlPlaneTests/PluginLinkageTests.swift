@@ -11,7 +11,7 @@ import TrellisTestSupport
         "NIOCore", "NIOPosix", "Logging", "Yams", "ArgumentParser",
     ]
 
-    @Test(arguments: ["libtrellis-executor-persistent-pool.so", "libtrellis-executor-pod-per-task.so"])
+    @Test(arguments: ["libtrellis-executor-persistent-pool.so", "libtrellis-executor-pod-per-task.so", "libtrellis-executor-scaled-pool.so"])
     func thePluginLinksNoSwiftModuleOfTheHost(file: String) async throws {
         let library = try ChildProcess.builtProduct(file)
         let symbols = try await ChildProcess.run("/usr/bin/nm", ["-D", library])
