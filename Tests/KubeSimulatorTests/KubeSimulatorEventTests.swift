@@ -178,7 +178,8 @@ struct KubeSimulatorEventTests {
 
     @Test func terminationReasonsAndStartErrors() async throws {
         try await withKubeSimulator { _, curl in
-            var oom = pod("oom", command: ["sh", "-c", "kill -9 $$"])
+            // `$$$$`: Kubernetes turns `$$` in args into `$` (so `$(X)` can be escaped).
+            var oom = pod("oom", command: ["sh", "-c", "kill -9 $$$$"])
             oom["metadata"] = ["name": "oom", "annotations": ["simulator.trellis.dev/terminate-reason": "OOMKilled"]]
             #expect(try curl.request("POST", "/api/v1/namespaces/default/pods", json: oom).code == 201)
             #expect(try curl.request("POST", "/api/v1/namespaces/default/pods", json: pod("errs", command: ["sh", "-c", "exit 1"])).code == 201)

@@ -21,7 +21,9 @@ import TrellisTestSupport
             let admin = try await PostgresConnection.connect(url)
             try await admin.withSession { try $0.query("SELECT pg_terminate_backend($1)", [Int(pid)]) }
             #expect(await loss.code == .connectionLost)
-            #expect(ContinuousClock.now - started < .seconds(2))
+            // Noticed by the 100 ms check, not by a TCP timeout (minutes); the
+            // bound is loose because two loaded cores are slow.
+            #expect(ContinuousClock.now - started < .seconds(10))
             #expect(!first.isHeld)
 
             try await second.acquire(retryInterval: .milliseconds(20))

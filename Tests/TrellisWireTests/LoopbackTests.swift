@@ -306,14 +306,14 @@ import TrellisProto
         await test.server.shutdown(grace: .seconds(5))
 
         // A client that pings (every TTL / 2) stays connected past TTL + grace.
-        // A server of its own with a longer TTL: a 50 ms ping cadence slips on
+        // A server of its own with a longer TTL: a short ping cadence slips on
         // two loaded cores, and the point is the pinging, not the cadence.
         let patient = try await TestServer.start {
-            $0.heartbeatTTL = .milliseconds(500)
-            $0.heartbeatGrace = .milliseconds(500)
+            $0.heartbeatTTL = .seconds(2)
+            $0.heartbeatGrace = .seconds(2)
         }
         let connection = try await patient.connect()
-        try await Task.sleep(for: .milliseconds(2_500))
+        try await Task.sleep(for: .seconds(5))
         #expect(try await connection.unary("/test.Echo/Echo", Data([3])) == Data([3]))
         await connection.close()
         await patient.server.shutdown(grace: .seconds(5))
