@@ -105,6 +105,16 @@ public struct KubeEndpoint: Sendable {
         return try merged.endpoint(context: context)
     }
 
+    /// The endpoint an executor's settings name: `apiServer` as is (with
+    /// `tokenFile`'s token if given), else `automatic(kubeconfig:context:)`.
+    /// Empty strings mean "not set".
+    public static func forSettings(apiServer: String, tokenFile: String, kubeconfig: String, context: String) throws(KubeError) -> KubeEndpoint {
+        if !apiServer.isEmpty {
+            return KubeEndpoint(server: apiServer, credentials: tokenFile.isEmpty ? .none : .tokenFile(tokenFile))
+        }
+        return try automatic(kubeconfig: kubeconfig.isEmpty ? nil : kubeconfig, context: context.isEmpty ? nil : context)
+    }
+
     /// In-cluster when KUBERNETES_SERVICE_HOST is set (and no kubeconfig was
     /// named), else the kubeconfig.
     public static func automatic(

@@ -51,31 +51,20 @@ private func createExecutor(
     _ host: UnsafePointer<trellis_host_v1>?, _ config: UnsafePointer<UInt8>?, _ length: Int,
     _ error: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?
 ) -> UnsafeMutableRawPointer? {
-    func fail(_ message: String) -> UnsafeMutableRawPointer? {
-        error?.pointee = strdup(message)
-        return nil
+    let creation: PluginCreation
+    switch PluginCreation.begin(host, config, length, defaultName: executorName) {
+    case .failure(let problem): return PluginCreation.fail(problem.message, error)
+    case .success(let begun): creation = begun
     }
-    guard let host else { return fail("\(executorName): create was given no host table") }
-    guard host.pointee.struct_size >= MemoryLayout<trellis_host_v1>.size else {
-        return fail("\(executorName): the host table is \(host.pointee.struct_size) bytes, smaller than the \(MemoryLayout<trellis_host_v1>.size) this plugin needs")
-    }
-    guard let decoded = trellis__v1__executor_config__unpack(nil, length, config) else {
-        return fail("\(executorName): the configuration is not a trellis.v1.ExecutorConfig")
-    }
-    let json = PluginMessages.string(decoded.pointee.config_json)
-    let registered = PluginMessages.string(decoded.pointee.name)
-    trellis__v1__executor_config__free_unpacked(decoded, nil)
-    let name = registered.isEmpty ? executorName : registered
-    let object: [String: JSONValue]
-    switch JSONValue.settingsObject(json, executor: name) {
-    case .failure(let problem): return fail(problem.message)
-    case .success(let parsed): object = parsed
-    }
+    let name = creation.name
+    func fail(_ message: String) -> UnsafeMutableRawPointer? { PluginCreation.fail(message, error) }
+
+    let object = creation.settings
     switch PoolSettings.parse(object, executor: name) {
     case .failure(let problem):
         return fail(problem.message)
     case .success(let settings):
-        let executor = PoolExecutor(name: name, settings: settings, host: PluginHost(host))
+        let executor = PoolExecutor(name: name, settings: settings, host: PluginHost(creation.host))
         executor.log(TRELLIS_LOG_INFO, "ready: dispatching process tasks to agents of pool '\(settings.agentPool)' (adopt grace \(settings.adoptGraceSeconds) s)")
         return Unmanaged.passRetained(executor).toOpaque()
     }

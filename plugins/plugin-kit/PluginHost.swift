@@ -95,3 +95,36 @@ public func callInstance<Instance: AnyObject>(
         return failure.status
     }
 }
+
+/// What every plugin's `create` starts with: the host table checked and the
+/// ExecutorConfig decoded into the registered name and the settings object.
+public struct PluginCreation {
+    public let host: UnsafePointer<trellis_host_v1>
+    /// The name the executor is registered under (`defaultName` if none).
+    public let name: String
+    /// The executor's settings, a JSON object (empty if none were given).
+    public let settings: [String: JSONValue]
+
+    public static func begin(
+        _ host: UnsafePointer<trellis_host_v1>?, _ config: UnsafePointer<UInt8>?, _ length: Int, defaultName: String
+    ) -> Result<PluginCreation, SettingsError> {
+        guard let host else { return .failure(SettingsError("\(defaultName): create was given no host table")) }
+        guard host.pointee.struct_size >= MemoryLayout<trellis_host_v1>.size else {
+            return .failure(SettingsError("\(defaultName): the host table is \(host.pointee.struct_size) bytes, smaller than the \(MemoryLayout<trellis_host_v1>.size) this plugin needs"))
+        }
+        guard let decoded = trellis__v1__executor_config__unpack(nil, length, config) else {
+            return .failure(SettingsError("\(defaultName): the configuration is not a trellis.v1.ExecutorConfig"))
+        }
+        let json = PluginMessages.string(decoded.pointee.config_json)
+        let registered = PluginMessages.string(decoded.pointee.name)
+        trellis__v1__executor_config__free_unpacked(decoded, nil)
+        let name = registered.isEmpty ? defaultName : registered
+        return JSONValue.settingsObject(json, executor: name).map { PluginCreation(host: host, name: name, settings: $0) }
+    }
+
+    /// Sets `*error` for the host; returns nil for `create` to return.
+    public static func fail(_ message: String, _ error: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> UnsafeMutableRawPointer? {
+        error?.pointee = strdup(message)
+        return nil
+    }
+}

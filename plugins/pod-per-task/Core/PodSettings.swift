@@ -44,12 +44,12 @@ public struct PodSettings: Sendable, Equatable {
         "startup_timeout_seconds", "token_file",
     ]
 
+    /// From the settings' JSON text.
     public static func parse(_ json: String, executor: String) -> Result<PodSettings, SettingsError> {
-        let object: [String: JSONValue]
-        switch JSONValue.settingsObject(json, executor: executor) {
-        case .success(let parsed): object = parsed
-        case .failure(let error): return .failure(error)
-        }
+        JSONValue.settingsObject(json, executor: executor).flatMap { parse($0, executor: executor) }
+    }
+
+    public static func parse(_ object: [String: JSONValue], executor: String) -> Result<PodSettings, SettingsError> {
         var settings = PodSettings()
         for key in object.keys.sorted() {
             let value = object[key]!

@@ -47,36 +47,23 @@ private func createExecutor(
     _ host: UnsafePointer<trellis_host_v1>?, _ config: UnsafePointer<UInt8>?, _ length: Int,
     _ error: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?
 ) -> UnsafeMutableRawPointer? {
-    func fail(_ message: String) -> UnsafeMutableRawPointer? {
-        error?.pointee = strdup(message)
-        return nil
+    let creation: PluginCreation
+    switch PluginCreation.begin(host, config, length, defaultName: executorName) {
+    case .failure(let problem): return PluginCreation.fail(problem.message, error)
+    case .success(let begun): creation = begun
     }
-    guard let host else { return fail("\(executorName): create was given no host table") }
-    guard host.pointee.struct_size >= MemoryLayout<trellis_host_v1>.size else {
-        return fail("\(executorName): the host table is \(host.pointee.struct_size) bytes, smaller than the \(MemoryLayout<trellis_host_v1>.size) this plugin needs")
-    }
-    guard let decoded = trellis__v1__executor_config__unpack(nil, length, config) else {
-        return fail("\(executorName): the configuration is not a trellis.v1.ExecutorConfig")
-    }
-    let json = PluginMessages.string(decoded.pointee.config_json)
-    let registered = PluginMessages.string(decoded.pointee.name)
-    trellis__v1__executor_config__free_unpacked(decoded, nil)
-    let name = registered.isEmpty ? executorName : registered
+    let name = creation.name
+    func fail(_ message: String) -> UnsafeMutableRawPointer? { PluginCreation.fail(message, error) }
 
     let settings: PodSettings
-    switch PodSettings.parse(json, executor: name) {
+    switch PodSettings.parse(creation.settings, executor: name) {
     case .failure(let problem): return fail(problem.message)
     case .success(let parsed): settings = parsed
     }
     let endpoint: KubeEndpoint
     do throws(KubeError) {
-        if !settings.apiServer.isEmpty {
-            endpoint = KubeEndpoint(server: settings.apiServer, credentials: settings.tokenFile.isEmpty ? .none : .tokenFile(settings.tokenFile))
-        } else {
-            endpoint = try KubeEndpoint.automatic(
-                kubeconfig: settings.kubeconfig.isEmpty ? nil : settings.kubeconfig,
-                context: settings.context.isEmpty ? nil : settings.context)
-        }
+        endpoint = try KubeEndpoint.forSettings(
+            apiServer: settings.apiServer, tokenFile: settings.tokenFile, kubeconfig: settings.kubeconfig, context: settings.context)
     } catch {
         return fail("\(name): cannot reach Kubernetes: \(error.description) (set api_server, kubeconfig or context in its settings)")
     }
@@ -88,7 +75,7 @@ private func createExecutor(
     } catch {
         return fail("\(name): \(error.description)")
     }
-    let pluginHost = PluginHost(host)
+    let pluginHost = PluginHost(creation.host)
     let namespace = settings.namespace.isEmpty ? (endpoint.namespace ?? "default") : settings.namespace
     let executor = PodExecutor(name: name, settings: settings, host: pluginHost, client: client, defaultNamespace: namespace)
     pluginHost.log(TRELLIS_LOG_INFO, "ready: one pod per task through \(endpoint.server), namespace \(namespace) unless a task names one, at most \(settings.maxConcurrentCreations) creations at once")

@@ -47,27 +47,15 @@ private func createExecutor(
     _ host: UnsafePointer<trellis_host_v1>?, _ config: UnsafePointer<UInt8>?, _ length: Int,
     _ error: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?
 ) -> UnsafeMutableRawPointer? {
-    func fail(_ message: String) -> UnsafeMutableRawPointer? {
-        error?.pointee = strdup(message)
-        return nil
+    let creation: PluginCreation
+    switch PluginCreation.begin(host, config, length, defaultName: executorName) {
+    case .failure(let problem): return PluginCreation.fail(problem.message, error)
+    case .success(let begun): creation = begun
     }
-    guard let host else { return fail("\(executorName): create was given no host table") }
-    guard host.pointee.struct_size >= MemoryLayout<trellis_host_v1>.size else {
-        return fail("\(executorName): the host table is \(host.pointee.struct_size) bytes, smaller than the \(MemoryLayout<trellis_host_v1>.size) this plugin needs")
-    }
-    guard let decoded = trellis__v1__executor_config__unpack(nil, length, config) else {
-        return fail("\(executorName): the configuration is not a trellis.v1.ExecutorConfig")
-    }
-    let json = PluginMessages.string(decoded.pointee.config_json)
-    let registered = PluginMessages.string(decoded.pointee.name)
-    trellis__v1__executor_config__free_unpacked(decoded, nil)
-    let name = registered.isEmpty ? executorName : registered
+    let name = creation.name
+    func fail(_ message: String) -> UnsafeMutableRawPointer? { PluginCreation.fail(message, error) }
 
-    let object: [String: JSONValue]
-    switch JSONValue.settingsObject(json, executor: name) {
-    case .failure(let problem): return fail(problem.message)
-    case .success(let parsed): object = parsed
-    }
+    let object = creation.settings
     let poolSettings: PoolSettings
     switch PoolSettings.parse(object, executor: name, defaults: PoolSettings(agentPool: "scaled"), otherKeys: ScalerSettings.keys) {
     case .failure(let problem): return fail(problem.message)
@@ -79,18 +67,14 @@ private func createExecutor(
     case .success(let parsed): scaler = parsed
     }
 
-    let pluginHost = PluginHost(host)
+    let pluginHost = PluginHost(creation.host)
     var client: KubeClient?
     var namespace = scaler.namespace.isEmpty ? "default" : scaler.namespace
     if scaler.autoscale {
         let endpoint: KubeEndpoint
         do throws(KubeError) {
-            if !scaler.apiServer.isEmpty {
-                endpoint = KubeEndpoint(server: scaler.apiServer, credentials: scaler.tokenFile.isEmpty ? .none : .tokenFile(scaler.tokenFile))
-            } else {
-                endpoint = try KubeEndpoint.automatic(
-                    kubeconfig: scaler.kubeconfig.isEmpty ? nil : scaler.kubeconfig, context: scaler.context.isEmpty ? nil : scaler.context)
-            }
+            endpoint = try KubeEndpoint.forSettings(
+                apiServer: scaler.apiServer, tokenFile: scaler.tokenFile, kubeconfig: scaler.kubeconfig, context: scaler.context)
             var options = KubeClient.Options()
             options.userAgent = "trellis-\(name)/1.0.0"
             client = try KubeClient(endpoint: endpoint, options: options)
