@@ -71,4 +71,36 @@ import TrellisTestSupport
         // …and the originals pass.
         #expect(try await KedaSchema.problems([scaledObject, authentication]) == [[], []])
     }
+
+    /// The YAML docs/deploying.md has operators apply is valid too: the Role
+    /// for the seed DAG's namespace, and the patch that puts the trial
+    /// PostgreSQL on an emptyDir (rendered on a copy of deploy/).
+    @Test func theYAMLInTheDeployingGuideIsValid() async throws {
+        let docs = try Repository.text("docs/deploying.md")
+        let heredoc = try #require(docs.firstMatch(of: /<<'YAML'\n([\s\S]*?)\nYAML\n/)?.output.1)
+        try await KubernetesValidate.validate(yaml: String(heredoc), name: "docs/deploying.md: the Role for another namespace")
+        let roles = try KubeValue.documents(yaml: String(heredoc))
+        #expect(roles.map { $0["kind"].string ?? "" } == ["Role", "RoleBinding"])
+
+        let patches = try #require(docs.firstMatch(of: /# in an overlay's patches:\n([\s\S]*?)\n```/)?.output.1)
+        let copy = try Repository.temporaryDirectory("deploy-copy")
+        defer { try? FileManager.default.removeItem(at: copy) }
+        try FileManager.default.copyItem(atPath: Repository.path("deploy"), toPath: copy.path + "/deploy")
+        let overlay = copy.appendingPathComponent("deploy/overlays/docs-emptydir")
+        try FileManager.default.createDirectory(at: overlay, withIntermediateDirectories: true)
+        try Data("""
+            apiVersion: kustomize.config.k8s.io/v1beta1
+            kind: Kustomization
+            resources:
+              - ../../base
+            patches:
+            \(patches)
+
+            """.utf8).write(to: overlay.appendingPathComponent("kustomization.yaml"))
+        let rendering = try await Rendering.render(overlay.path)
+        #expect(!rendering.has("PersistentVolumeClaim", "postgres-data"))
+        let data = try #require(Container.podSpec(of: try rendering.one("Deployment", "postgres"))["volumes"].array.first { $0["name"].string == "data" })
+        #expect(data["persistentVolumeClaim"].isNull && data["emptyDir"] == .object([:]), "\(data)")
+        try await KubernetesValidate.validate(objects: try rendering.kubernetesObjects.map { try $0.jsonData() }, name: "docs/deploying.md: the emptyDir patch")
+    }
 }
