@@ -64,8 +64,7 @@ import TrellisTestSupport
     }
 
     @Test func theImageHoldsEveryBinaryPluginAndPathTheManifestsUse() async throws {
-        let root = try await StagedImage.stage()
-        defer { try? FileManager.default.removeItem(at: root) }
+        let root = try await StagedImage.shared()
         let files = FileManager.default
 
         for program in ["trellisd", "trellis-agent", "trellis"] {
@@ -131,8 +130,7 @@ import TrellisTestSupport
     /// file of a Debian package the runtime stage installs (or one those
     /// depend on). This machine is Debian 12, as the image is.
     @Test func everyLibraryTheBinariesLoadIsInTheImage() async throws {
-        let root = try await StagedImage.stage()
-        defer { try? FileManager.default.removeItem(at: root) }
+        let root = try await StagedImage.shared()
         let libraryPath = try StagedImage.libraryPath(root)
         let toolchain = try await StagedImage.swiftRuntimeDirectory()
         let runtime = Dockerfile(try Repository.text(Self.dockerfile)).stages.last!

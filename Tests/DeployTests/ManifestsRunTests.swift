@@ -15,13 +15,10 @@ import TrellisTestSupport
 @Suite struct ManifestsRunTests {
     @Test func theBasesContainersFormAWorkingDeployment() async throws {
         let rendering = try await Rendering.render("deploy/base")
-        let image = try await StagedImage.stage()
+        let image = try await StagedImage.shared()
         let scratch = try Repository.temporaryDirectory("trellis-pods")
         var processes: [BackgroundProcess] = []
-        defer {
-            try? FileManager.default.removeItem(at: image)
-            try? FileManager.default.removeItem(at: scratch)
-        }
+        defer { try? FileManager.default.removeItem(at: scratch) }
         do {
             try await StoreDatabase.with { url, _ in
                 // The Secrets, as the script makes them, for this database.
@@ -43,7 +40,7 @@ import TrellisTestSupport
                 try await trellisd.waitForOutput("trellisd: serving rpc on ")
                 let (rpc, http) = try Self.ports(trellisd.stdout)
                 // Its logs are JSON lines, and it named itself after the Pod.
-                try await eventually("trellisd leads") { trellisd.stderr.contains("trellisd-7f9c6d5b8-q2w4e") }
+                try await eventually("trellisd logs its replica name") { trellisd.stderr.contains("\"replica\":\"trellisd-7f9c6d5b8-q2w4e\"") }
                 #expect(trellisd.stderr.split(separator: "\n").allSatisfy { $0.hasPrefix("{") }, "\(trellisd.stderr)")
 
                 // The probes, as the kubelet makes them.

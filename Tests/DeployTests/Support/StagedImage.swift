@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import TrellisTestSupport
 
 /// The runtime image's file tree, made without Docker: the Dockerfile's own
@@ -37,6 +38,16 @@ enum StagedImage {
         return root
     }
 
+    /// One staged tree for every test of the run (it is a few hundred MB of
+    /// debug binaries and runtime libraries; the tests only read it),
+    /// removed when the test process exits.
+    static func shared() async throws -> URL {
+        try await sharedStaging.root()
+    }
+
+    private static let sharedStaging = SharedStaging()
+    fileprivate static let sharedPath = Mutex<String?>(nil)
+
     /// The loader path the image's ld.so.conf.d entry gives, inside `root`.
     static func libraryPath(_ root: URL) throws -> String {
         let entry = try String(contentsOf: root.appendingPathComponent("etc/ld.so.conf.d/swift.conf"), encoding: .utf8)
@@ -52,6 +63,22 @@ enum StagedImage {
 
     /// Test fixtures that must never ship.
     static let fixtureExecutors: Set<String> = ["c-instant", "broken"]
+}
+
+private actor SharedStaging {
+    private var staging: Task<URL, any Error>?
+
+    func root() async throws -> URL {
+        if let staging { return try await staging.value }
+        let staging = Task { try await StagedImage.stage() }
+        self.staging = staging
+        let root = try await staging.value
+        StagedImage.sharedPath.withLock { $0 = root.path }
+        atexit {
+            if let path = StagedImage.sharedPath.withLock({ $0 }) { try? FileManager.default.removeItem(atPath: path) }
+        }
+        return root
+    }
 }
 
 /// A Dockerfile read as Docker reads it: comments dropped, continuation
