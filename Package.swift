@@ -486,6 +486,20 @@ let package = Package(
             swiftSettings: strictSwift
         ),
 
+        /// deploy/: the kustomize manifests (kubernetes-validate --strict and
+        /// structure), the KEDA objects and their query on a real database,
+        /// generate-secrets, the image's layout and libraries, and the
+        /// base's containers run as the manifests say.
+        .testTarget(
+            name: "DeployTests",
+            dependencies: [
+                "TrellisTestSupport", "TrellisStore", "TrellisCore",
+                .product(name: "Yams", package: "Yams"),
+            ],
+            exclude: ["Schemas"],
+            swiftSettings: strictSwift
+        ),
+
         /// Proves each system library is installed and usable from Swift.
         .testTarget(
             name: "SystemLibraryTests",

@@ -207,7 +207,7 @@ public final class WireClient: Sendable {
         do {
             channel = try await ClientBootstrap(group: group)
                 .connectTimeout(configuration.connectTimeout)
-                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .channelOption(.tcpOption(.tcp_nodelay), value: 1)
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         let handler = WireConnectionHandler(
