@@ -128,6 +128,25 @@ public final class KubeSimulator: Sendable {
     public func dropWatches() { store.dropWatches() }
 
     /// Stops listening, closes every connection and kills every Pod's process.
+    /// Runs `body` with a started simulator and shuts it down however the
+    /// body ends, before returning — so no Pod process outlives a test
+    /// (a `defer { Task { await shutdown() } }` may never run before the
+    /// test process exits, leaving the Pods' processes behind).
+    public static func with<T>(
+        configuration: Configuration = Configuration(), _ body: (KubeSimulator) async throws -> T
+    ) async throws -> T {
+        let simulator = try KubeSimulator(configuration: configuration)
+        try await simulator.start()
+        do {
+            let result = try await body(simulator)
+            await simulator.shutdown()
+            return result
+        } catch {
+            await simulator.shutdown()
+            throw error
+        }
+    }
+
     public func shutdown() async {
         let channel = listener.withLockedValue { value in defer { value = nil }; return value }
         try? await channel?.close()
