@@ -29,7 +29,8 @@ import TrellisWire
         // Heartbeats come at a third of the 2 s TTL Register answered.
         try await eventually("two heartbeats") { plane.recorded.heartbeats.count >= 2 }
 
-        try await plane.startTask(startRequest("t1", ["/bin/sh", "-c", "echo one; echo two >&2; sleep 1; echo three"]))
+        // Long enough that t1 still runs while a loaded machine gets to the next calls.
+        try await plane.startTask(startRequest("t1", ["/bin/sh", "-c", "echo one; echo two >&2; sleep 6; echo three"]))
         // While it runs: the one slot is busy, and StartTask says so.
         await #expect { try await plane.startTask(startRequest("t2", ["/bin/true"])) } throws: {
             ($0 as? WireError)?.code == .resourceExhausted
