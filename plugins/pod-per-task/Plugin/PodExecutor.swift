@@ -249,7 +249,7 @@ final class PodExecutor: @unchecked Sendable {
             return
         }
         host.emit(PluginMessages.startedEvent(attemptID: attemptID, fencingToken: task.fencingToken, externalID: podName, node: ""))
-        let timeout = task.startupTimeoutSeconds > 0 ? task.startupTimeoutSeconds : settings.startupTimeoutSeconds
+        let timeout = startupTimeout(task)
         let cancelled = state.withLock { state -> Bool in
             state.attempts[attemptID]?.podName = podName
             state.attempts[attemptID]?.startupDeadline = PluginMessages.nowMicros() + Int64(timeout) * 1_000_000
@@ -319,7 +319,7 @@ final class PodExecutor: @unchecked Sendable {
             if state.attempts[attemptID]?.podName.isEmpty == true { state.attempts[attemptID]?.podName = pod.name }
             if state.attempts[attemptID]?.startupDeadline == nil, let created = Messages.micros(rfc3339: pod.metadata.creationTimestamp),
                let task = state.attempts[attemptID]?.task {
-                let timeout = task.startupTimeoutSeconds > 0 ? task.startupTimeoutSeconds : settings.startupTimeoutSeconds
+                let timeout = startupTimeout(task)
                 state.attempts[attemptID]?.startupDeadline = created + Int64(timeout) * 1_000_000
             }
             return state.attempts[attemptID]?.phase
@@ -380,7 +380,7 @@ final class PodExecutor: @unchecked Sendable {
         enum Action { case nothing, follow(Attempt), finish(PodEnding) }
         let action = state.withLock { state -> Action in
             guard let attempt = state.attempts[attemptID], attempt.phase == .created else { return .nothing }
-            let timeout = attempt.task.startupTimeoutSeconds > 0 ? attempt.task.startupTimeoutSeconds : settings.startupTimeoutSeconds
+            let timeout = startupTimeout(attempt.task)
             let expired = (attempt.startupDeadline ?? .max) < now
             guard let pod = attempt.lastPod else {
                 if expired {
@@ -467,10 +467,7 @@ final class PodExecutor: @unchecked Sendable {
     /// Waits (bounded) for the followed log to end; if it did not, or was
     /// never followed, reads the log whole and emits what is missing.
     private func copyRemainingLog(_ attemptID: String, _ attempt: Attempt, ran: Bool) async {
-        let deadline = ContinuousClock.now + .seconds(settings.logWaitSeconds)
-        while state.withLock({ $0.attempts[attemptID].map { $0.followOpen && !$0.logEnded } ?? false }), ContinuousClock.now < deadline {
-            try? await Task.sleep(for: .milliseconds(20))
-        }
+        await waitForFollowedLog(attemptID, atMost: .seconds(settings.logWaitSeconds))
         let (ended, emitted, stream) = state.withLock { state -> (Bool, Int, CurlStream?) in
             let current = state.attempts[attemptID]
             state.attempts[attemptID]?.followOpen = false
@@ -515,10 +512,7 @@ final class PodExecutor: @unchecked Sendable {
         await deletePod(attempt, grace: settings.cancelGraceSeconds)
         if attempt.task.getLogs {
             // The container gets SIGTERM; its last lines arrive before the stream ends.
-            let deadline = ContinuousClock.now + .seconds(settings.cancelGraceSeconds + settings.logWaitSeconds)
-            while state.withLock({ $0.attempts[attemptID].map { $0.followOpen && !$0.logEnded } ?? false }), ContinuousClock.now < deadline {
-                try? await Task.sleep(for: .milliseconds(20))
-            }
+            await waitForFollowedLog(attemptID, atMost: .seconds(settings.cancelGraceSeconds + settings.logWaitSeconds))
         }
         let stream = state.withLock { state -> CurlStream? in
             defer { state.attempts[attemptID] = nil }
@@ -527,6 +521,20 @@ final class PodExecutor: @unchecked Sendable {
         }
         stream?.cancel()
         emitFinished(.cancelled(attemptID, attempt.task.fencingToken, reason: "Cancelled", message: "\(reason); pod \(attempt.podName) deleted"))
+    }
+
+    /// Waits, at most `limit`, while the attempt's followed log is open and
+    /// has not ended.
+    private func waitForFollowedLog(_ attemptID: String, atMost limit: Duration) async {
+        let deadline = ContinuousClock.now + limit
+        while state.withLock({ $0.attempts[attemptID].map { $0.followOpen && !$0.logEnded } ?? false }), ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    /// The task's startup_timeout_seconds, else the executor's.
+    private func startupTimeout(_ task: PodTask) -> Int {
+        task.startupTimeoutSeconds > 0 ? task.startupTimeoutSeconds : settings.startupTimeoutSeconds
     }
 
     private func deletePod(_ attempt: Attempt, grace: Int?) async {
