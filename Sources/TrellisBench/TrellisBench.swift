@@ -24,6 +24,7 @@ struct TrellisBench {
         case "scheduler": { try await SchedulerBenchmark.run() }
         case "pool": { try await PoolBenchmark.run() }
         case "pod": { try await PodBenchmark.run() }
+        case "wire-one": { try await WireBenchmark.runOne(Array(CommandLine.arguments.dropFirst(2))) }
         default: nil
         }
     }

@@ -32,7 +32,6 @@ enum WireBenchmark {
     static let method = "/trellis.v1.TrellisAPI/Ping"
 
     static func run() async throws -> [Measurement] {
-        let group = MultiThreadedEventLoopGroup.singleton
         var ping = Trellis_V1_PingRequest()
         ping.payload = Data(repeating: 0x2A, count: 32)
         let payload = try ping.serializedData()
@@ -50,14 +49,14 @@ enum WireBenchmark {
             var asyncRounds: [Double] = []
             var bareRounds: [Double] = []
             for _ in 0..<rounds {
-                rpcRounds.append(try await rpcCallsPerSecond(shape, payload: payload, asyncHandler: false, group: group))
-                bareRounds.append(try await bareEchoesPerSecond(shape, payload: payload, group: group, decodeFrames: true))
-                asyncRounds.append(try await rpcCallsPerSecond(shape, payload: payload, asyncHandler: true, group: group))
+                rpcRounds.append(try await rpcCallsPerSecond(shape, payload: payload, asyncHandler: false))
+                bareRounds.append(try await bareEchoesPerSecond(shape, payload: payload, decodeFrames: true))
+                asyncRounds.append(try await rpcCallsPerSecond(shape, payload: payload, asyncHandler: true))
             }
             rpc.append(median(rpcRounds))
             rpcAsync.append(median(asyncRounds))
             bare.append(median(bareRounds))
-            raw.append(try await bareEchoesPerSecond(shape, payload: payload, group: group, decodeFrames: false))
+            raw.append(try await bareEchoesPerSecond(shape, payload: payload, decodeFrames: false))
         }
         let best = rpc.indices.max { rpc[$0] < rpc[$1] }!
         var lines = [
@@ -79,6 +78,87 @@ enum WireBenchmark {
         return lines
     }
 
+    /// `trellis-bench wire-one MODE SHAPE`: one configuration, measured once,
+    /// to run under a profiler (`perf record`). MODE is rpc, rpc-async, bare
+    /// or raw; SHAPE is one of `shapes` by name (c4_f64).
+    static func runOne(_ arguments: [String]) async throws -> [Measurement] {
+        guard arguments.count == 2, let shape = shapes.first(where: { $0.name == arguments[1] }) else {
+            throw BenchError(description: "usage: trellis-bench wire-one rpc|rpc-async|bare|raw \(shapes.map(\.name).joined(separator: "|"))")
+        }
+        var ping = Trellis_V1_PingRequest()
+        ping.payload = Data(repeating: 0x2A, count: 32)
+        let payload = try ping.serializedData()
+        let rate: Double
+        switch arguments[0] {
+        case "rpc": rate = try await rpcCallsPerSecond(shape, payload: payload, asyncHandler: false)
+        case "rpc-async": rate = try await rpcCallsPerSecond(shape, payload: payload, asyncHandler: true)
+        case "bare": rate = try await bareEchoesPerSecond(shape, payload: payload, decodeFrames: true)
+        case "raw": rate = try await bareEchoesPerSecond(shape, payload: payload, decodeFrames: false)
+        default: throw BenchError(description: "unknown mode \(arguments[0]): rpc, rpc-async, bare or raw")
+        }
+        return [Measurement(name: "wire.\(arguments[0]).\(shape.name)", value: rate, unit: "per s")]
+    }
+
+    // MARK: Where the two ends of each connection run
+
+    /// The loops of a fresh group, one per core, for one measurement. The
+    /// server binds first and so takes `loops[0]`; after that only its
+    /// accepts draw from the group, so the accepted end of connection `i`
+    /// lands on `loops[(i + 1) % count]` while its client end is put on
+    /// `loops[i % count]`: each connection's ends run on different loops and
+    /// every loop carries as many client ends as server ends. (Sharing the
+    /// singleton group, the accepts and the connects took turns in its round
+    /// robin and put every client end on one loop and every server end on the
+    /// other: the figure then measured whichever side was heavier.)
+    struct Loops {
+        let group: MultiThreadedEventLoopGroup
+        let loops: [any EventLoop]
+
+        init() {
+            group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
+            loops = Array(group.makeIterator())
+        }
+
+        func clientLoop(_ index: Int) -> any EventLoop {
+            loops[index % loops.count]
+        }
+
+        func shutdown() async {
+            try? await group.shutdownGracefully()
+        }
+    }
+
+    /// The accepted ends of a benchmark's connections, to check where they run.
+    final class AcceptedChannels: Sendable {
+        let channels = Mutex<[any Channel]>([])
+
+        func add(_ channel: any Channel) {
+            channels.withLock { $0.append(channel) }
+        }
+
+        /// Waits until every client end's peer is accepted, then throws unless
+        /// each connection's two ends run on different loops (when there are
+        /// several loops).
+        func checkPlacement(of clients: [any Channel], loops: Int) async throws {
+            let deadline = ContinuousClock.now + .seconds(10)
+            while channels.withLock({ $0.count }) < clients.count {
+                guard ContinuousClock.now < deadline else { throw BenchError(description: "the server accepted \(channels.withLock { $0.count }) of \(clients.count) connections") }
+                try await Task.sleep(for: .milliseconds(5))
+            }
+            guard loops > 1 else { return }
+            let accepted = channels.withLock { $0 }
+            for client in clients {
+                guard let port = client.localAddress?.port,
+                      let server = accepted.first(where: { $0.remoteAddress?.port == port }) else {
+                    throw BenchError(description: "no accepted end for the client on port \(client.localAddress?.port ?? 0)")
+                }
+                guard server.eventLoop !== client.eventLoop else {
+                    throw BenchError(description: "a connection has both ends on one event loop; the benchmark wants them apart")
+                }
+            }
+        }
+    }
+
     // MARK: RPC
 
     final class Counter: Sendable {
@@ -89,25 +169,30 @@ enum WireBenchmark {
     /// `asyncHandler`: the echo handler is an async `.unary` closure (a task
     /// per call on the server); otherwise `.unarySync`, which answers inline
     /// like the bare echo handler does.
-    static func rpcCallsPerSecond(_ shape: Shape, payload: Data, asyncHandler: Bool, group: any EventLoopGroup) async throws -> Double {
+    static func rpcCallsPerSecond(_ shape: Shape, payload: Data, asyncHandler: Bool) async throws -> Double {
         var services = WireServices()
         if asyncHandler {
             services.register(method, .unary { payload, _ in payload })
         } else {
             services.register(method, .unarySync { payload, _ in payload })
         }
+        let loops = Loops()
+        let group = loops.group
+        let accepted = AcceptedChannels()
         let server = WireServer(
             configuration: WireServerConfiguration(host: "127.0.0.1", port: 0),
             services: services,
             authenticator: StaticTokenAuthenticator(agentToken: nil, clientTokens: [("bench", "admin")]),
-            group: group
+            group: group,
+            onConnection: { accepted.add($0.channel) }
         )
         try await server.start()
         let configuration = WireClientConfiguration(host: "127.0.0.1", port: server.port!, role: .client, credentials: "bench", name: "bench")
         var connections: [WireConnection] = []
-        for _ in 0..<shape.connections {
-            connections.append(try await WireClient.connect(configuration: configuration, group: group))
+        for index in 0..<shape.connections {
+            connections.append(try await WireClient.connect(configuration: configuration, group: loops.clientLoop(index)))
         }
+        try await accepted.checkPlacement(of: connections.map(\.channel), loops: loops.loops.count)
         let counter = Counter()
         let rate = try await withThrowingTaskGroup(of: Void.self) { tasks -> Double in
             for connection in connections {
@@ -127,6 +212,7 @@ enum WireBenchmark {
         }
         for connection in connections { await connection.close() }
         await server.shutdown(grace: .seconds(1))
+        await loops.shutdown()
         return rate
     }
 
@@ -243,7 +329,7 @@ enum WireBenchmark {
         }
     }
 
-    static func bareEchoesPerSecond(_ shape: Shape, payload: Data, group: any EventLoopGroup, decodeFrames: Bool) async throws -> Double {
+    static func bareEchoesPerSecond(_ shape: Shape, payload: Data, decodeFrames: Bool) async throws -> Double {
         // The same bytes the RPC client sends for one call.
         var requestFrame = Trellis_V1_Frame()
         requestFrame.callID = 1
@@ -253,11 +339,14 @@ enum WireBenchmark {
         var frame = ByteBuffer()
         try FrameEncoder().encode(data: request, out: &frame)
 
-        let server = try await ServerBootstrap(group: group)
+        let loops = Loops()
+        let accepted = AcceptedChannels()
+        let server = try await ServerBootstrap(group: loops.group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
+                accepted.add(channel)
+                return channel.eventLoop.makeCompletedFuture {
                     if decodeFrames {
                         try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder()))
                         try channel.pipeline.syncOperations.addHandler(MessageToByteHandler(FrameEncoder()))
@@ -272,10 +361,10 @@ enum WireBenchmark {
             .get()
         let counter = Counter()
         var clients: [any Channel] = []
-        for _ in 0..<shape.connections {
+        for index in 0..<shape.connections {
             let frameCopy = frame
             let inFlight = shape.inFlight
-            clients.append(try await ClientBootstrap(group: group)
+            clients.append(try await ClientBootstrap(group: loops.clientLoop(index))
                 .channelOption(.tcpOption(.tcp_nodelay), value: 1)
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
@@ -292,10 +381,12 @@ enum WireBenchmark {
                 .connect(host: "127.0.0.1", port: server.localAddress!.port!)
                 .get())
         }
+        try await accepted.checkPlacement(of: clients, loops: loops.loops.count)
         let rate = try await measure { counter.calls.load(ordering: .relaxed) }
         counter.stop.store(true, ordering: .relaxed)
         for client in clients { try? await client.close() }
         try? await server.close()
+        await loops.shutdown()
         return rate
     }
 }

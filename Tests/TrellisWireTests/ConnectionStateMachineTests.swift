@@ -138,7 +138,7 @@ import TrellisProto
 
     @Test func lateResponseToACancelledCallIsIgnored() {
         var machine = readyInitiator()
-        let id = try! machine.startCall(timeout: nil, now: t0).get()
+        let id = try! machine.startCall(deadline: nil).get()
         #expect(id == 1)
         guard case .write(let cancel) = machine.cancelCall(id), case .cancel = cancel.kind else {
             Issue.record("expected a Cancel frame")
@@ -150,16 +150,16 @@ import TrellisProto
 
     @Test func outboundIDsAlternateBySide() {
         var initiator = readyInitiator()
-        let odd = [initiator.startCall(timeout: nil, now: t0), initiator.startCall(timeout: nil, now: t0)].map { try? $0.get() }
+        let odd = [initiator.startCall(deadline: nil), initiator.startCall(deadline: nil)].map { try? $0.get() }
         #expect(odd == [1, 3])
         var acceptor = readyAcceptor()
-        let even = [acceptor.startCall(timeout: nil, now: t0), acceptor.startCall(timeout: nil, now: t0)].map { try? $0.get() }
+        let even = [acceptor.startCall(deadline: nil), acceptor.startCall(deadline: nil)].map { try? $0.get() }
         #expect(even == [2, 4])
     }
 
     @Test func responseIsDeliveredOnce() {
         var machine = readyInitiator()
-        let id = try! machine.startCall(timeout: nil, now: t0).get()
+        let id = try! machine.startCall(deadline: nil).get()
         let response = Frames.response(id, payload: [4])
         do { let got = machine.receive(response, now: t0); #expect(got == .deliver(callID: id, kind: response.kind!)) }
         do { let got = machine.receive(response, now: t0); #expect(got == .none) }
@@ -188,7 +188,7 @@ import TrellisProto
 
     @Test func expiredOutboundDeadlineFailsTheCallerAndCancels() {
         var machine = readyInitiator()
-        let id = try! machine.startCall(timeout: .seconds(1), now: t0)
+        let id = try! machine.startCall(deadline: t0 + .seconds(1))
             .get()
         let actions = machine.tick(now: t0 + .seconds(1))
         guard case .failOutbound(id, let error, let frame?) = actions.first, case .cancel = frame.kind else {
@@ -229,7 +229,7 @@ import TrellisProto
 
     @Test func streamItemsBeyondOurCreditAreAProtocolError() {
         var machine = readyInitiator()
-        let id = try! machine.startCall(timeout: nil, streamWindow: 1, now: t0).get()
+        let id = try! machine.startCall(deadline: nil, streamWindow: 1).get()
         var item = Trellis_V1_Frame()
         item.callID = id
         item.streamItem.payload = Data([1])
@@ -265,8 +265,8 @@ import TrellisProto
 
     @Test func peerGoAwayFailsCallsItWillNotRun() {
         var machine = readyInitiator()
-        let first = try! machine.startCall(timeout: nil, now: t0).get()
-        let second = try! machine.startCall(timeout: nil, now: t0).get()
+        let first = try! machine.startCall(deadline: nil).get()
+        let second = try! machine.startCall(deadline: nil).get()
         var goaway = Trellis_V1_Frame()
         goaway.goaway.lastCallID = first
         guard case .peerGoingAway(let failing, _) = machine.receive(goaway, now: t0) else {
@@ -274,7 +274,7 @@ import TrellisProto
             return
         }
         #expect(failing == [second])
-        let refused = machine.startCall(timeout: nil, now: t0)
+        let refused = machine.startCall(deadline: nil)
         #expect(throws: WireError.self) { try refused.get() }
         do { let got = machine.receive(Frames.response(first), now: t0); #expect(got == .deliver(callID: first, kind: Frames.response(first).kind!)) }
     }

@@ -267,15 +267,16 @@ public struct ConnectionStateMachine: Sendable {
     // MARK: Our calls
 
     /// Starts an outbound call; returns its id, or why it cannot start.
-    /// `streamWindow`: for a server-streaming call, the items the peer may
-    /// send before it needs more credit; nil for a unary call.
-    public mutating func startCall(timeout: TimeAmount?, streamWindow: UInt32? = nil, now: NIODeadline) -> Result<UInt64, WireError> {
+    /// `deadline`: when the call fails with DEADLINE_EXCEEDED unless answered
+    /// (nil: never). `streamWindow`: for a server-streaming call, the items
+    /// the peer may send before it needs more credit; nil for a unary call.
+    public mutating func startCall(deadline: NIODeadline?, streamWindow: UInt32? = nil) -> Result<UInt64, WireError> {
         guard state == .ready, !peerWentAway else {
             return .failure(WireError(.unavailable, state == .closed ? "the connection is closed" : "the connection is not accepting new calls"))
         }
         let id = nextOutboundID
         nextOutboundID += 2
-        outbound[id] = OutboundCall(deadline: timeout.map { now + $0 }, credit: streamWindow)
+        outbound[id] = OutboundCall(deadline: deadline, credit: streamWindow)
         return .success(id)
     }
 

@@ -34,7 +34,10 @@ public final class WireConnection: Sendable {
     /// A unary call: sends `payload` to `method`, returns the response payload
     /// or throws a `WireError` with the call's status. `timeout` is the
     /// deadline relative to now; cancelling the task cancels the call.
-    public func unary(_ method: String, _ payload: Data, timeout: Duration? = nil) async throws -> Data {
+    /// Runs on the caller's executor (`nonisolated(nonsending)`): an actor
+    /// making a call does not hop to the global executor and back, it only
+    /// waits for the answer.
+    nonisolated(nonsending) public func unary(_ method: String, _ payload: Data, timeout: Duration? = nil) async throws -> Data {
         let handle = CallHandle()
         let handler = self.handler
         let eventLoop = self.eventLoop
@@ -56,8 +59,8 @@ public final class WireConnection: Sendable {
         }
     }
 
-    /// A typed unary call.
-    public func unary<Response: SwiftProtobuf.Message>(
+    /// A typed unary call, on the caller's executor like the untyped one.
+    nonisolated(nonsending) public func unary<Response: SwiftProtobuf.Message>(
         _ method: String, _ request: some SwiftProtobuf.Message, as response: Response.Type = Response.self, timeout: Duration? = nil
     ) async throws -> Response {
         let bytes = try await unary(method, try request.serializedData(), timeout: timeout)

@@ -245,24 +245,26 @@ final class WireConnectionHandler: ChannelDuplexHandler {
             return
         }
         let callContext = WireCallContext(method: request.method, peer: identity, deadline: deadline)
+        let payload = request.payload
+        if case .unarySync(let body) = method, handlerExecutor != nil {
+            // No task: answer before the next frame is read.
+            let result: Result<Data, any Error>
+            do { result = .success(try body(payload, callContext)) } catch { result = .failure(error) }
+            finishUnary(id, result)
+            return
+        }
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
         let eventLoop = context.eventLoop
-        let payload = request.payload
         switch method {
         case .unary(let body):
             let task = Self.spawnUnary(id, body, payload, callContext, eventLoop, loopBound, handlerExecutor)
             // A handler that finished without suspending has already answered.
             if machine.isInboundOpen(id) { handlerTasks[id] = task }
         case .unarySync(let body):
-            guard handlerExecutor != nil else {
-                let task = Self.spawnUnary(id, { try body($0, $1) }, payload, callContext, eventLoop, loopBound, nil)
-                if machine.isInboundOpen(id) { handlerTasks[id] = task }
-                return
-            }
-            // No task: answer before the next frame is read.
-            let result: Result<Data, any Error>
-            do { result = .success(try body(payload, callContext)) } catch { result = .failure(error) }
-            finishUnary(id, result)
+            // Handlers run off the event loop (handlersOnEventLoop false):
+            // even a synchronous one gets a task on the global executor.
+            let task = Self.spawnUnary(id, { try body($0, $1) }, payload, callContext, eventLoop, loopBound, nil)
+            if machine.isInboundOpen(id) { handlerTasks[id] = task }
         case .serverStreaming(let body):
             let task = Self.spawnStream(id, body, payload, callContext, eventLoop, loopBound, handlerExecutor)
             if machine.isInboundOpen(id) { handlerTasks[id] = task }
@@ -388,7 +390,8 @@ final class WireConnectionHandler: ChannelDuplexHandler {
             continuation.resume(throwing: WireError(.cancelled, "the call was cancelled before it started"))
             return
         }
-        switch machine.startCall(timeout: timeout, now: now()) {
+        // No clock read for a call without a deadline (most calls).
+        switch machine.startCall(deadline: timeout.map { now() + $0 }) {
         case .failure(let error):
             continuation.resume(throwing: error)
         case .success(let id):
@@ -403,7 +406,7 @@ final class WireConnectionHandler: ChannelDuplexHandler {
             continuation.finish(throwing: WireError(.cancelled, "the call was cancelled before it started"))
             return
         }
-        switch machine.startCall(timeout: timeout, streamWindow: window, now: now()) {
+        switch machine.startCall(deadline: timeout.map { now() + $0 }, streamWindow: window) {
         case .failure(let error):
             continuation.finish(throwing: error)
         case .success(let id):
