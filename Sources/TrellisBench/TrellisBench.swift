@@ -34,10 +34,17 @@ struct TrellisBench {
     static func main() async throws {
         let arguments = CommandLine.arguments.dropFirst()
         guard let name = arguments.first, let benchmark = benchmark(named: name) else {
-            FileHandle.standardError.write(Data("usage: trellis-bench NAME (one of: \(names.joined(separator: ", ")))\n".utf8))
+            FileHandle.standardError.write(Data("usage: trellis-bench NAME (one of: \(names.joined(separator: ", "))), or trellis-bench wire-one MODE SHAPE to profile one wire configuration\n".utf8))
             exit(2)
         }
-        for measurement in try await benchmark() {
+        let measurements: [Measurement]
+        do {
+            measurements = try await benchmark()
+        } catch let error as BenchError {
+            FileHandle.standardError.write(Data("trellis-bench \(name): \(error.description)\n".utf8))
+            exit(1)
+        }
+        for measurement in measurements {
             print(measurement.line)
         }
     }
