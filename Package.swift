@@ -241,6 +241,7 @@ let package = Package(
         .executableTarget(
             name: "TrellisBench",
             dependencies: [
+                "TrellisAgent",
                 "TrellisCore",
                 "TrellisProcess",
                 "TrellisWire",
@@ -248,6 +249,7 @@ let package = Package(
                 "TrellisProto",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSwift
         ),

@@ -24,12 +24,13 @@ struct TrellisBench {
         case "scheduler": { try await SchedulerBenchmark.run() }
         case "pool": { try await PoolBenchmark.run() }
         case "pod": { try await PodBenchmark.run() }
+        case "agents": { try await AgentsBenchmark.run() }
         case "wire-one": { try await WireBenchmark.runOne(Array(CommandLine.arguments.dropFirst(2))) }
         default: nil
         }
     }
 
-    static let names = ["core", "wire", "store", "scheduler", "pool", "pod"]
+    static let names = ["core", "wire", "store", "scheduler", "pool", "pod", "agents"]
 
     static func main() async throws {
         let arguments = CommandLine.arguments.dropFirst()
