@@ -70,7 +70,6 @@ final class TestControlPlane: RecordsAgentEvents, Sendable {
             return Trellis_V1_DrainAgentResponse()
         }
         var configuration = WireServerConfiguration(host: "127.0.0.1", port: port)
-        configuration.tickInterval = .milliseconds(20)
         configuration.heartbeatTTL = .milliseconds(millis(heartbeatTTL))
         let server = WireServer(
             configuration: configuration, services: services,

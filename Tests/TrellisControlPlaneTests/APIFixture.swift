@@ -67,9 +67,8 @@ struct APIFixture {
                 })
             var services = WireServices()
             service.register(into: &services)
-            var configuration = WireServerConfiguration(host: "127.0.0.1", port: 0)
-            configuration.tickInterval = .milliseconds(20)
-            let server = WireServer(configuration: configuration, services: services, authenticator: authenticator)
+            let server = WireServer(
+                configuration: WireServerConfiguration(host: "127.0.0.1", port: 0), services: services, authenticator: authenticator)
             try await server.start()
 
             let fixture = APIFixture(
@@ -90,9 +89,7 @@ struct APIFixture {
     }
 
     func configuration(credentials: String, role: Trellis_V1_PeerRole = .client) -> WireClientConfiguration {
-        var configuration = WireClientConfiguration(host: "127.0.0.1", port: server.port!, role: role, credentials: credentials, name: "api-test")
-        configuration.tickInterval = .milliseconds(20)
-        return configuration
+        WireClientConfiguration(host: "127.0.0.1", port: server.port!, role: role, credentials: credentials, name: "api-test")
     }
 
     func connect(_ role: APIRole) async throws -> WireConnection {

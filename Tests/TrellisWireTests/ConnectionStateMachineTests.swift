@@ -306,6 +306,46 @@ import TrellisProto
         #expect(body.opaque == 42)
     }
 
+    @Test func nextTimerIsTheHandshakeDeadlineUntilTheSessionOpens() {
+        var machine = acceptor { $0.handshakeTimeout = .seconds(10) }
+        #expect(machine.nextTimerDeadline() == t0 + .seconds(10))
+        _ = machine.receive(Frames.hello(), now: t0)
+        #expect(machine.nextTimerDeadline() == t0 + .seconds(10))
+        _ = machine.authenticated(welcome: Trellis_V1_Welcome())
+        #expect(machine.nextTimerDeadline() == nil)  // no idle timeout, no keepalive, no call
+    }
+
+    @Test func nextTimerIsTheEarliestOfKeepaliveIdleAndCallDeadlines() {
+        var machine = readyInitiator(ttlMillis: 10_000)  // ping every 5 s, dead after 20 s
+        #expect(machine.nextTimerDeadline() == t0 + .seconds(5))
+        _ = machine.startCall(deadline: t0 + .seconds(2))
+        _ = machine.startCall(deadline: t0 + .seconds(3))
+        #expect(machine.nextTimerDeadline() == t0 + .seconds(2))
+        _ = machine.tick(now: t0 + .seconds(2))  // the first call expires
+        #expect(machine.nextTimerDeadline() == t0 + .seconds(3))
+        _ = machine.tick(now: t0 + .seconds(3))
+        #expect(machine.nextTimerDeadline() == t0 + .seconds(5))
+        // Silence: a ping at 5 s, the next one interval after it, dead at 20 s.
+        do { let got = machine.tick(now: t0 + .seconds(5)); #expect(got.count == 1) }
+        #expect(machine.nextTimerDeadline() == t0 + .seconds(10))
+        // A frame from the peer moves keepalive and idle later.
+        var pong = Trellis_V1_Frame()
+        pong.pong.opaque = 1
+        _ = machine.receive(pong, now: t0 + .seconds(8))
+        #expect(machine.nextTimerDeadline() == t0 + .seconds(13))
+    }
+
+    @Test func nextTimerCoversInboundDeadlinesAndIdleTimeout() {
+        var machine = readyAcceptor { $0.idleTimeout = .seconds(60) }
+        #expect(machine.nextTimerDeadline() == t0 + .seconds(60))
+        _ = machine.receive(Frames.request(1, timeoutMillis: 100), now: t0)
+        #expect(machine.nextTimerDeadline() == t0 + .milliseconds(100))
+        _ = machine.finishInbound(1)
+        #expect(machine.nextTimerDeadline() == t0 + .seconds(60))
+        _ = machine.channelInactive()
+        #expect(machine.nextTimerDeadline() == nil)
+    }
+
     @Test func silentAgentIsLostAfterTTLPlusGrace() {
         var machine = readyAcceptor { $0.idleTimeout = .seconds(60) }
         do { let got = machine.tick(now: t0 + .seconds(59)); #expect(!got.contains(.close)) }

@@ -122,7 +122,6 @@ struct TestServer {
             return response
         }
         var configuration = WireServerConfiguration(host: "127.0.0.1", port: port)
-        configuration.tickInterval = .milliseconds(20)
         configure(&configuration)
         let connections = NIOLockedValueBox<[WireConnection]>([])
         let server = WireServer(
@@ -139,7 +138,6 @@ struct TestServer {
 
     func clientConfiguration(credentials: String = TestServer.token, role: Trellis_V1_PeerRole = .client) -> WireClientConfiguration {
         var configuration = WireClientConfiguration(host: "127.0.0.1", port: port, role: role, credentials: credentials, name: "test-client")
-        configuration.tickInterval = .milliseconds(20)
         configuration.backoff = Backoff(initial: .milliseconds(20), multiplier: 1.6, maximum: .milliseconds(200), jitter: 0.2)
         return configuration
     }

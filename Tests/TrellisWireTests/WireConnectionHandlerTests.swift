@@ -9,18 +9,23 @@ import TrellisProto
 /// The connection handler on an EmbeddedChannel: frames in, frames out, no
 /// sockets.
 @Suite struct WireConnectionHandlerTests {
-    func makeAcceptor(maximumFrameLength: Int = 1024) throws -> EmbeddedChannel {
+    func makeAcceptor(
+        maximumFrameLength: Int = 1024, configuration: ConnectionStateMachine.Configuration = .init(), services extra: WireServices? = nil
+    ) throws -> EmbeddedChannel {
         let channel = EmbeddedChannel()
-        var services = WireServices()
+        var services = extra ?? WireServices()
         services.register("/test.Echo/Echo", .unary { payload, _ in payload })
+        // The handler's clock is the embedded loop's virtual one, so timers
+        // fire when a test advances time, not when the wall clock says.
+        let loop = channel.embeddedEventLoop
         let handler = WireConnectionHandler(
             side: .acceptor,
-            configuration: .init(),
+            configuration: configuration,
             services: services,
             hello: nil,
             acceptor: .init(authenticator: StaticTokenAuthenticator(agentToken: "join", clientTokens: [("secret", "admin")]), heartbeatTTL: .seconds(30), serverVersion: "test"),
-            tickInterval: .seconds(1),
-            eventLoop: channel.eventLoop
+            eventLoop: channel.eventLoop,
+            now: { loop.now }
         )
         try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(maximumFrameLength: maximumFrameLength)))
         try channel.pipeline.syncOperations.addHandler(handler)
@@ -91,6 +96,53 @@ import TrellisProto
         let channel = try makeAcceptor()
         try send(Frames.request(1), to: channel)
         #expect(try readFrame(channel)?.goaway.status.code == .failedPrecondition)
+        channel.embeddedEventLoop.run()
+        #expect(!channel.isActive)
+    }
+
+    // MARK: The timer (virtual time: the embedded loop's clock)
+
+    @Test func aHandlerStillRunningAtItsDeadlineIsAnsweredDeadlineExceededOnTime() throws {
+        var services = WireServices()
+        services.register("/test.Slow/Wait", .unary { payload, _ in
+            try await Task.sleep(for: .seconds(3600))
+            return payload
+        })
+        let channel = try makeAcceptor(services: services)
+        try send(Frames.hello(), to: channel)
+        _ = try readFrame(channel)
+        try send(Frames.request(1, "/test.Slow/Wait", timeoutMillis: 100), to: channel)
+        channel.embeddedEventLoop.advanceTime(by: .milliseconds(99))
+        #expect(try readFrame(channel) == nil)
+        channel.embeddedEventLoop.advanceTime(by: .milliseconds(1))
+        #expect(try readFrame(channel)?.response.status.code == .deadlineExceeded)
+    }
+
+    @Test func aSilentPeerIsClosedAtTheIdleTimeout() throws {
+        var configuration = ConnectionStateMachine.Configuration()
+        configuration.idleTimeout = .seconds(60)
+        let channel = try makeAcceptor(configuration: configuration)
+        try send(Frames.hello(), to: channel)
+        _ = try readFrame(channel)
+        channel.embeddedEventLoop.advanceTime(by: .seconds(30))
+        var ping = Trellis_V1_Frame()
+        ping.ping.opaque = 1
+        try send(ping, to: channel)  // a sign of life: the timeout counts from here
+        _ = try readFrame(channel)
+        channel.embeddedEventLoop.advanceTime(by: .seconds(59))
+        #expect(channel.isActive)
+        channel.embeddedEventLoop.advanceTime(by: .seconds(1))
+        #expect(!channel.isActive)
+    }
+
+    @Test func aPeerThatNeverSaysHelloIsDroppedAtTheHandshakeTimeout() throws {
+        var configuration = ConnectionStateMachine.Configuration()
+        configuration.handshakeTimeout = .seconds(10)
+        let channel = try makeAcceptor(configuration: configuration)
+        channel.embeddedEventLoop.advanceTime(by: .milliseconds(9_999))
+        #expect(channel.isActive)
+        channel.embeddedEventLoop.advanceTime(by: .milliseconds(1))
+        #expect(try readFrame(channel)?.goaway.status.code == .deadlineExceeded)
         channel.embeddedEventLoop.run()
         #expect(!channel.isActive)
     }

@@ -23,8 +23,6 @@ public struct WireClientConfiguration: Sendable {
     public var keepaliveInterval: TimeAmount?
     /// Declare the server dead after this much silence; nil: twice the TTL.
     public var idleTimeout: TimeAmount?
-    /// How often deadlines and keepalive are checked.
-    public var tickInterval: TimeAmount = .milliseconds(100)
     /// Run the handlers of `services` on the connection's event loop (see
     /// `WireServerConfiguration.handlersOnEventLoop`).
     public var handlersOnEventLoop = true
@@ -216,7 +214,6 @@ public final class WireClient: Sendable {
                             services: services,
                             hello: hello,
                             acceptor: nil,
-                            tickInterval: configuration.tickInterval,
                             handlersOnEventLoop: configuration.handlersOnEventLoop,
                             eventLoop: channel.eventLoop,
                             onGoAway: onGoAway

@@ -343,7 +343,9 @@ public struct ConnectionStateMachine: Sendable {
         }
     }
 
-    /// Expired deadlines, keepalive pings, dead peers, slow handshakes.
+    /// Expired deadlines, keepalive pings, dead peers, slow handshakes. Call
+    /// it at `nextTimerDeadline()` (calling it earlier or more often is
+    /// harmless).
     public mutating func tick(now: NIODeadline) -> [Action] {
         switch state {
         case .idle, .closed:
@@ -382,6 +384,40 @@ public struct ConnectionStateMachine: Sendable {
         }
         if state == .draining, openCalls == 0 { actions.append(.close) }
         return actions
+    }
+
+    /// The earliest time at which `tick` may have something to do: the
+    /// handshake's deadline, the next keepalive ping, the idle timeout, the
+    /// nearest call deadline; nil when nothing is timed. The handler keeps
+    /// one timer for it, so an idle connection wakes when something is due,
+    /// not on a fixed tick. Only moves earlier when a call with a deadline
+    /// starts (the handler re-arms then); frames from the peer only move it
+    /// later, so a timer that fires early finds nothing and is set again.
+    /// O(open calls): asked when the timer fires, never per frame.
+    public func nextTimerDeadline() -> NIODeadline? {
+        switch state {
+        case .idle, .closed:
+            return nil
+        case .awaitingHandshake(let deadline), .authenticating(let deadline):
+            return deadline
+        case .ready, .draining:
+            break
+        }
+        var next: NIODeadline?
+        func consider(_ deadline: NIODeadline?) {
+            guard let deadline else { return }
+            if let current = next, current <= deadline { return }
+            next = deadline
+        }
+        if let idle = configuration.idleTimeout { consider(lastReceived + idle) }
+        if let interval = configuration.keepaliveInterval {
+            // As in `tick`: after `interval` of silence, and one ping per interval.
+            let afterSilence = lastReceived + interval
+            consider(pingSentAt.map { Swift.max(afterSilence, $0 + interval) } ?? afterSilence)
+        }
+        for call in inbound.values { consider(call.deadline) }
+        for call in outbound.values { consider(call.deadline) }
+        return next
     }
 
     /// The transport closed. Returns the calls to end: outbound calls fail with

@@ -21,14 +21,17 @@ final class WireConnectionHandler: ChannelDuplexHandler {
     private let services: WireServices
     private let hello: Trellis_V1_Hello?
     private let acceptor: AcceptorSetup?
-    private let tickInterval: TimeAmount
     /// Where method handlers run: the connection's event loop, or (nil) the
     /// global concurrent executor.
     private let handlerExecutor: EventLoopTaskExecutor?
     private let now: @Sendable () -> NIODeadline
 
     private var context: ChannelHandlerContext?
-    private var tickTask: RepeatedTask?
+    /// The one timer of this connection, set for the machine's next timed
+    /// event (`nextTimerDeadline`); nil when nothing is timed.
+    private var timer: Scheduled<Void>?
+    private var timerDeadline: NIODeadline?
+    private var started = false
     private var flushScheduled = false
     /// Between channelRead and channelReadComplete: writes made now are
     /// flushed by channelReadComplete, no flush needs scheduling.
@@ -52,7 +55,6 @@ final class WireConnectionHandler: ChannelDuplexHandler {
         services: WireServices,
         hello: Trellis_V1_Hello?,
         acceptor: AcceptorSetup?,
-        tickInterval: TimeAmount,
         handlersOnEventLoop: Bool = true,
         eventLoop: any EventLoop,
         now: @escaping @Sendable () -> NIODeadline = { .now() },
@@ -62,7 +64,6 @@ final class WireConnectionHandler: ChannelDuplexHandler {
         self.services = services
         self.hello = hello
         self.acceptor = acceptor
-        self.tickInterval = tickInterval
         self.handlerExecutor = handlersOnEventLoop ? EventLoopTaskExecutor(eventLoop: eventLoop) : nil
         self.now = now
         self.handshake = eventLoop.makePromise()
@@ -80,7 +81,7 @@ final class WireConnectionHandler: ChannelDuplexHandler {
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        tickTask?.cancel()
+        cancelTimer()
         self.context = nil
         // A channel that never became active (a failed bind or connect) must
         // not leave its handshake promise unfulfilled.
@@ -93,12 +94,10 @@ final class WireConnectionHandler: ChannelDuplexHandler {
     }
 
     private func start(context: ChannelHandlerContext) {
-        guard tickTask == nil else { return }
-        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        tickTask = context.eventLoop.scheduleRepeatedTask(initialDelay: tickInterval, delay: tickInterval) { _ in
-            loopBound.value.tick()
-        }
+        guard !started else { return }
+        started = true
         perform(machine.channelActive(hello: hello, now: now()))
+        armTimer(at: machine.nextTimerDeadline())
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -118,7 +117,7 @@ final class WireConnectionHandler: ChannelDuplexHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        tickTask?.cancel()
+        cancelTimer()
         let (outbound, inbound) = machine.channelInactive()
         let closed = WireError(.unavailable, "the connection closed")
         for id in outbound { failCaller(id, closed) }
@@ -168,6 +167,7 @@ final class WireConnectionHandler: ChannelDuplexHandler {
                 perform(machine.authenticated(welcome: welcome))
                 flushIfNeeded()
                 settleHandshake(nil)
+                armTimer(at: machine.nextTimerDeadline())
             } else {
                 let error = WireError(.unauthenticated, "missing or wrong credentials for role \(hello.role)")
                 settleHandshake(error)
@@ -176,11 +176,15 @@ final class WireConnectionHandler: ChannelDuplexHandler {
         case .handshakeCompleted(let welcome):
             self.welcome = welcome
             settleHandshake(nil)
+            // The Welcome's heartbeat TTL set keepalive and idle timeouts.
+            armTimer(at: machine.nextTimerDeadline())
         case .handshakeRejected(let error):
             settleHandshake(error)
             context.close(promise: nil)
         case .dispatch(let id, let request, let deadline):
             dispatch(id, request, deadline: deadline)
+            // A handler still running when its deadline passes is cancelled.
+            if deadline != nil, machine.isInboundOpen(id) { armTimer(at: deadline) }
         case .cancelInbound(let id, let reply):
             handlerTasks.removeValue(forKey: id)?.cancel()
             waitingStreamItems.removeValue(forKey: id)?.1.fail(WireError(.cancelled, "the caller cancelled the call"))
@@ -231,8 +235,30 @@ final class WireConnectionHandler: ChannelDuplexHandler {
         context.flush()
     }
 
-    private func tick() {
+    // MARK: Timer
+
+    /// Makes sure the timer fires no later than `deadline`: keeps an earlier
+    /// one, replaces a later one.
+    private func armTimer(at deadline: NIODeadline?) {
+        guard let deadline, let context else { return }
+        if let timerDeadline, timerDeadline <= deadline { return }
+        timer?.cancel()
+        timerDeadline = deadline
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        timer = context.eventLoop.scheduleTask(deadline: deadline) { loopBound.value.timerFired() }
+    }
+
+    private func cancelTimer() {
+        timer?.cancel()
+        timer = nil
+        timerDeadline = nil
+    }
+
+    private func timerFired() {
+        timer = nil
+        timerDeadline = nil
         for action in machine.tick(now: now()) { perform(action) }
+        armTimer(at: machine.nextTimerDeadline())
     }
 
     // MARK: Calls the peer made
@@ -391,13 +417,15 @@ final class WireConnectionHandler: ChannelDuplexHandler {
             return
         }
         // No clock read for a call without a deadline (most calls).
-        switch machine.startCall(deadline: timeout.map { now() + $0 }) {
+        let deadline = timeout.map { now() + $0 }
+        switch machine.startCall(deadline: deadline) {
         case .failure(let error):
             continuation.resume(throwing: error)
         case .success(let id):
             handle.callID = id
             unaryCallers[id] = continuation
             write(Self.request(id, method, payload, timeout: timeout, window: 0))
+            armTimer(at: deadline)
         }
     }
 
@@ -406,13 +434,15 @@ final class WireConnectionHandler: ChannelDuplexHandler {
             continuation.finish(throwing: WireError(.cancelled, "the call was cancelled before it started"))
             return
         }
-        switch machine.startCall(deadline: timeout.map { now() + $0 }, streamWindow: window) {
+        let deadline = timeout.map { now() + $0 }
+        switch machine.startCall(deadline: deadline, streamWindow: window) {
         case .failure(let error):
             continuation.finish(throwing: error)
         case .success(let id):
             handle.callID = id
             streamCallers[id] = continuation
             write(Self.request(id, method, payload, timeout: timeout, window: window))
+            armTimer(at: deadline)
         }
     }
 
@@ -430,6 +460,7 @@ final class WireConnectionHandler: ChannelDuplexHandler {
 
     func goAway() {
         perform(machine.beginGoAway(now: now()))
+        armTimer(at: machine.nextTimerDeadline())
     }
 
     /// Ends the connection now, cancelling whatever still runs.

@@ -17,8 +17,6 @@ public struct WireServerConfiguration: Sendable {
     public var handshakeTimeout: TimeAmount = .seconds(10)
     /// Calls one connection may have open at once.
     public var maximumConcurrentCalls: Int = 10_000
-    /// How often deadlines and keepalive are checked.
-    public var tickInterval: TimeAmount = .milliseconds(100)
     public var serverVersion: String = "trellis"
     /// Run method handlers on the connection's event loop (no thread hop per
     /// call). Turn off if handlers block or compute for long.
@@ -101,7 +99,6 @@ public final class WireServer: Sendable {
             services: services,
             hello: nil,
             acceptor: .init(authenticator: authenticator, heartbeatTTL: configuration.heartbeatTTL, serverVersion: configuration.serverVersion),
-            tickInterval: configuration.tickInterval,
             handlersOnEventLoop: configuration.handlersOnEventLoop,
             eventLoop: channel.eventLoop
         )
