@@ -77,6 +77,45 @@ import TrellisWire
         }
     }
 
+    @Test func aTokensLastUseIsWrittenAtTheNextRefreshAndNeverMovesBack() async throws {
+        try await FreshDatabase.with { url in
+            let pool = PostgresPool(url, maximumConnections: 2)
+            let store = StateStore(pool: pool)
+            let used = try await store.createToken(name: "used", role: .viewer)
+            _ = try await store.createToken(name: "idle", role: .viewer)
+            let authenticator = TokenAuthenticator(store: store, agentToken: nil, refreshInterval: .seconds(3_600))
+            try await authenticator.refresh()
+            func lastUsed(_ name: String) async throws -> Date? {
+                try await store.tokens().first { $0.name == name }?.lastUsedAt
+            }
+
+            let before = Date()
+            #expect(authenticator.authenticate(Self.hello(used)) != nil)
+            #expect(authenticator.authenticate(Self.hello(used + "x")) == nil)  // a wrong token notes nothing
+            #expect(try await lastUsed("used") == nil)  // noted in memory only
+            try await authenticator.recordUses()
+            let first = try #require(try await lastUsed("used"))
+            #expect(first >= before.addingTimeInterval(-1))
+            #expect(try await lastUsed("idle") == nil)
+
+            // An older use reported late (another replica) does not move it back.
+            try await store.recordTokenUses([(hash: SHA256.hash(Array(used.utf8)), at: first.addingTimeInterval(-3_600))])
+            #expect(try await lastUsed("used") == first)
+            // Nothing pending: no write.
+            try await authenticator.recordUses()
+            #expect(try await lastUsed("used") == first)
+
+            // run() writes what is pending when it is cancelled.
+            try await Task.sleep(for: .milliseconds(20))
+            #expect(authenticator.authenticate(Self.hello(used)) != nil)
+            let refresher = Task { await authenticator.run() }
+            refresher.cancel()
+            await refresher.value
+            #expect(try #require(try await lastUsed("used")) > first)
+            await pool.close()
+        }
+    }
+
     @Test func noJoinTokenRefusesEveryAgent() async throws {
         try await FreshDatabase.with { url in
             let pool = PostgresPool(url, maximumConnections: 1)

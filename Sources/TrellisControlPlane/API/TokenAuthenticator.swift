@@ -14,7 +14,10 @@ public import TrellisWire
 /// API refreshes it at once after it creates or revokes a token. A token
 /// revoked elsewhere (another replica) stops working at this replica's next
 /// refresh. Only hashes are held, as in the database; the join token is
-/// compared in constant time.
+/// compared in constant time. Each successful handshake notes the token's
+/// use in memory; `run()` writes the notes to `api_token.last_used_at` at
+/// each refresh, so `trellis tokens list` shows when a token was last used
+/// (to within `refreshInterval`) without a database write per connection.
 public final class TokenAuthenticator: WireAuthenticator {
     private struct Snapshot {
         var roles: [[UInt8]: TokenRole] = [:]
@@ -29,6 +32,8 @@ public final class TokenAuthenticator: WireAuthenticator {
     /// How often `run()` reloads the tokens.
     public let refreshInterval: Duration
     private let snapshot = Mutex(Snapshot())
+    /// Uses not yet written: token hash → latest use.
+    private let uses = Mutex<[[UInt8]: Date]>([:])
 
     /// `agentToken` nil refuses every agent.
     public init(store: StateStore, agentToken: String?, refreshInterval: Duration = .seconds(10)) {
@@ -53,18 +58,37 @@ public final class TokenAuthenticator: WireAuthenticator {
         }
     }
 
-    /// Refreshes every `refreshInterval` until cancelled; a failed refresh
-    /// (database restarting) keeps the last snapshot and tries again next
-    /// time.
+    /// Writes the uses noted since the last call to the database. Uses that
+    /// could not be written (database restarting) are kept for next time.
+    public func recordUses() async throws {
+        let pending = uses.withLock { uses in
+            defer { uses = [:] }
+            return uses
+        }
+        guard !pending.isEmpty else { return }
+        do {
+            try await store.recordTokenUses(pending.map { (hash: $0.key, at: $0.value) })
+        } catch {
+            uses.withLock { uses in uses.merge(pending) { Swift.max($0, $1) } }
+            throw error
+        }
+    }
+
+    /// Refreshes every `refreshInterval` until cancelled, writing the noted
+    /// uses first; a failed refresh (database restarting) keeps the last
+    /// snapshot and tries again next time. When cancelled, writes the uses
+    /// still pending once more.
     public func run() async {
         while !Task.isCancelled {
             do {
                 try await Task.sleep(for: refreshInterval)
             } catch {
-                return
+                break
             }
+            try? await recordUses()
             try? await refresh()
         }
+        try? await recordUses()
     }
 
     /// How many live API tokens the snapshot holds.
@@ -80,6 +104,8 @@ public final class TokenAuthenticator: WireAuthenticator {
             // Looked up by hash: timing reveals nothing usable about the token.
             let digest = SHA256.hash(Array(hello.credentials.utf8))
             guard let role = snapshot.withLock({ $0.roles[digest] }) else { return nil }
+            let now = Date()
+            uses.withLock { $0[digest] = now }
             return WireIdentity(role: .client, name: hello.name, subject: role.rawValue)
         default:
             return nil

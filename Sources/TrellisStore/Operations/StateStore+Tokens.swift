@@ -59,6 +59,22 @@ extension StateStore {
         return (try row.decode(0), try row.decode(1))
     }
 
+    /// Records when tokens were last used, by their SHA-256 (the handshake
+    /// checks tokens in memory, so it reports uses in batches). A time never
+    /// moves a token's `last_used_at` back; unknown hashes are ignored.
+    public func recordTokenUses(_ uses: [(hash: [UInt8], at: Date)]) async throws(PostgresError) {
+        guard !uses.isEmpty else { return }
+        let hashes = uses.map { use in use.hash.map { byte in String(byte, radix: 16).leftPadded(to: 2) }.joined() }
+        try await pool.withSession { session in
+            try session.query(
+                """
+                UPDATE api_token t SET last_used_at = greatest(t.last_used_at, u.at)
+                FROM unnest($1::text[], $2::timestamptz[]) AS u(hash, at)
+                WHERE t.token_hash = decode(u.hash, 'hex')
+                """, [PostgresArray(hashes), PostgresArray(uses.map(\.at))])
+        }
+    }
+
     /// Revokes a token by name; false if there was no such live token.
     @discardableResult
     public func revokeToken(name: String) async throws(PostgresError) -> Bool {
@@ -83,5 +99,11 @@ extension StateStore {
         return try rows.map { row throws(PostgresError) in
             (try row.decode(0, as: PostgresBytes.self).bytes, try row.decode(1, as: TokenRole.self))
         }
+    }
+}
+
+extension String {
+    fileprivate func leftPadded(to width: Int) -> String {
+        count >= width ? self : String(repeating: "0", count: width - count) + self
     }
 }
