@@ -241,7 +241,9 @@ import TrellisProto
         let client = WireClient(configuration: first.clientConfiguration())
         let running = Task { try await client.run() }
         defer { running.cancel() }
-        #expect(try await client.unary("/test.Echo/Echo", Data([1]), timeout: .seconds(20)) == Data([1]))
+        // The first call waits for the first connection: generous, because a
+        // machine running two test suites at once once took over 20 s here.
+        #expect(try await client.unary("/test.Echo/Echo", Data([1]), timeout: .seconds(60)) == Data([1]))
         await first.server.shutdown(grace: .seconds(5))
         // Under load the old server's sockets may hold the port a moment
         // longer; a restarted server retries its bind the same way.
