@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import TrellisCore
 import TrellisStore
+import TrellisTestSupport
 
 /// Stopping PostgreSQL mid-use and starting it again: callers see
 /// `connectionLost` meanwhile, nothing crashes, nothing is half-written, and
