@@ -18,6 +18,8 @@ struct ConfigurationOptions: ParsableArguments {
     var agentJoinTokenFile: String?
     @Option(help: "File holding an admin API token, created when missing (TRELLIS_BOOTSTRAP_ADMIN_TOKEN_FILE).")
     var bootstrapAdminTokenFile: String?
+    @Option(help: "File holding an admin API token to register as deploy-admin (TRELLIS_ADMIN_TOKEN_FILE).")
+    var adminTokenFile: String?
     @Option(help: "':'-separated executor plugin directories (TRELLIS_PLUGIN_DIRS).")
     var pluginDirs: String?
     @Option(help: "Executor of tasks that name none (TRELLIS_DEFAULT_EXECUTOR).")
@@ -46,6 +48,7 @@ struct ConfigurationOptions: ParsableArguments {
         let given: [(String, String?)] = [
             ("database_url", databaseURL), ("rpc_address", rpcAddress), ("http_address", httpAddress),
             ("agent_join_token_file", agentJoinTokenFile), ("bootstrap_admin_token_file", bootstrapAdminTokenFile),
+            ("admin_token_file", adminTokenFile),
             ("plugin_dirs", pluginDirs), ("default_executor", defaultExecutor), ("parallelism", parallelism),
             ("heartbeat_ttl", heartbeatTTL), ("agent_grace", agentGrace), ("task_queued_timeout", taskQueuedTimeout),
             ("sweep_interval", sweepInterval), ("shutdown_grace", shutdownGrace), ("max_frame_bytes", maxFrameBytes),

@@ -130,7 +130,7 @@ extension Deploy {
                 #expect(rendering.all("PodDisruptionBudget").isEmpty)
 
                 let pod = Container.podSpec(of: deployment)
-                #expect(pod["initContainers"].array.map { $0["name"].string ?? "" } == ["migrate", "register-admin-token"])
+                #expect(pod["initContainers"].array.map { $0["name"].string ?? "" } == ["migrate"])
                 let migrate = try rendering.container("Deployment", "trellisd", "migrate")
                 #expect(migrate.spec["command"].strings == ["/usr/bin/trellisd", "migrate"])
                 #expect(migrate.env("TRELLIS_DATABASE_URL")["valueFrom"]["secretKeyRef"] == .object(["name": .string("trellis-database"), "key": .string("database-url")]))
@@ -265,16 +265,16 @@ extension Deploy {
             }
         }
 
-        /// One image for every Trellis container, one PostgreSQL image for the
-        /// server and the init container that uses its psql.
+        /// One image for every Trellis container; the only other image is
+        /// the trial PostgreSQL server's (none where the database is external).
         @Test func imagesAreConsistent() async throws {
             for rendering in try await Rendering.all() {
                 let trellisImages = Set(rendering.containers.filter(\.runsTrellisImage).map(\.image))
                 #expect(trellisImages.count == 1, "\(rendering): \(trellisImages)")
                 #expect(trellisImages.allSatisfy { $0.contains(":") && !$0.hasSuffix(":latest") }, "\(rendering): pin a tag")
                 let others = rendering.containers.filter { !$0.runsTrellisImage }
-                #expect(Set(others.map(\.imageName)) == ["postgres"], "\(rendering): \(others.map(\.image))")
-                #expect(Set(others.map(\.image)).count == 1, "\(rendering): \(others.map(\.image))")
+                #expect(others.allSatisfy { $0.workloadName == "postgres" && $0.imageName == "postgres" }, "\(rendering): \(others.map(\.image))")
+                #expect(others.count == (rendering.has("Deployment", "postgres") ? 1 : 0), "\(rendering): \(others.map(\.image))")
                 // Every Trellis container runs a Trellis binary by absolute path
                 // (ImageTests checks each exists in the image).
                 for container in rendering.containers where container.runsTrellisImage {

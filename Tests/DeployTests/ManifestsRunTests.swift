@@ -6,8 +6,8 @@ extension Deploy {
     /// The base's containers, run as its manifests say (PodEmulator: their
     /// commands, arguments, environment, Secrets from deploy/generate-secrets,
     /// mounted volumes, uid 50000) from the image's staged file tree
-    /// (StagedImage), against a fresh database: trellisd's init containers
-    /// migrate and register the admin token, trellisd answers its probes, the
+    /// (StagedImage), against a fresh database: trellisd's init container
+    /// migrates, trellisd registers the admin token and answers its probes, the
     /// node agent and a scaled worker join their pools under the names the
     /// executors expect, the `trellis` client works with the generated admin
     /// token, and a process task runs on the node agent through
@@ -30,9 +30,7 @@ extension Deploy {
                     // trellisd: init containers in order, then the server.
                     let pod = try emulator.pod("Deployment", "trellisd", podName: "trellisd-7f9c6d5b8-q2w4e")
                     let migrate = try rendering.container("Deployment", "trellisd", "migrate")
-                    let register = try rendering.container("Deployment", "trellisd", "register-admin-token")
                     try await emulator.runToCompletion(migrate, in: pod)
-                    try await emulator.runToCompletion(register, in: pod)
                     let trellisdContainer = try rendering.container("Deployment", "trellisd", "trellisd")
                     let trellisd = try emulator.start(trellisdContainer, in: pod, overrides: [
                         "TRELLIS_RPC_ADDRESS": "127.0.0.1:0", "TRELLIS_HTTP_ADDRESS": "127.0.0.1:0",

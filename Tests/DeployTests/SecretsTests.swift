@@ -28,7 +28,7 @@ extension Deploy {
                 "trellis-agent-join-token": ["token": join],
                 "trellis-admin-token": ["token": admin],
             ])
-            // Long random tokens (what register-admin-token.sql insists on),
+            // Long random tokens (trellisd's admin_token_file insists on 32+),
             // no trailing newline, the trial database's URL with its password.
             #expect(join.wholeMatch(of: /trellis_join_[0-9a-f]{64}/) != nil, "\(join)")
             #expect(admin.wholeMatch(of: /trellis_[0-9a-f]{64}/) != nil, "\(admin)")

@@ -64,6 +64,34 @@ import TrellisStore
             #expect(try await store.authenticate(token: token) == nil)
         }
     }
+
+    @Test func aTokenMadeElsewhereIsRegisteredOnceRevocationSticksAndANewOneReplacesIt() async throws {
+        try await StoreFixture.with { store in
+            let first = "trellis_" + String(repeating: "a1", count: 32)
+            #expect(try await store.registerToken(name: "deploy-admin", role: .admin, token: first) == .created)
+            #expect(try await store.authenticate(token: first)?.role == .admin)
+            // Every start registers it again: nothing changes.
+            #expect(try await store.registerToken(name: "deploy-admin", role: .admin, token: first) == .unchanged)
+            #expect(try await store.tokens().map(\.name) == ["deploy-admin"])
+            // Revoked: it stays so however often it is registered.
+            #expect(try await store.revokeToken(name: "deploy-admin"))
+            #expect(try await store.registerToken(name: "deploy-admin", role: .admin, token: first) == .revoked)
+            #expect(try await store.authenticate(token: first) == nil)
+            // A new token (a rotated Secret) replaces the old one, live again.
+            let second = "trellis_" + String(repeating: "b2", count: 32)
+            #expect(try await store.registerToken(name: "deploy-admin", role: .admin, token: second) == .replaced)
+            #expect(try await store.authenticate(token: second)?.role == .admin)
+            #expect(try await store.authenticate(token: first) == nil)
+            #expect(try await store.tokens().map(\.name) == ["deploy-admin"])
+            // Replicas registering at the same time agree.
+            let third = "trellis_" + String(repeating: "c3", count: 32)
+            async let one = store.registerToken(name: "other-admin", role: .admin, token: third)
+            async let two = store.registerToken(name: "other-admin", role: .admin, token: third)
+            let outcomes = try await [one, two]
+            #expect(outcomes.sorted { "\($0)" < "\($1)" } == [.created, .unchanged])
+            #expect(try await store.authenticate(token: third)?.name == "other-admin")
+        }
+    }
 }
 
 /// The seed document's KEDA scaler query, run verbatim.

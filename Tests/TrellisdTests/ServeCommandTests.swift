@@ -80,6 +80,33 @@ import TrellisWire
         }
     }
 
+    @Test func theAdminTokenFileIsRegisteredAtStartAndABadOneStopsTheStart() async throws {
+        try await ServedControlPlane.with { served, store in
+            let file = served.scratch.appendingPathComponent("secret-admin-token").path
+            let token = "trellis_" + (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
+            try Data("  \(token)\n".utf8).write(to: URL(fileURLWithPath: file))
+            let trellisd = try await served.start(name: "with-secret", extra: ["--admin-token-file", file])
+            let client = try await WireClient.connect(configuration: WireClientConfiguration(
+                host: "127.0.0.1", port: try ServedControlPlane.ports(of: trellisd).rpc, role: .client, credentials: token, name: "secret-test"))
+            let tokens: Trellis_V1_ListTokensResponse = try await client.call("ListTokens", Trellis_V1_ListTokensRequest())
+            #expect(tokens.tokens.contains { $0.name == "deploy-admin" && $0.role == "admin" })
+            await client.close()
+            trellisd.signal(SIGTERM)
+            #expect(await trellisd.wait() == 0, "\(trellisd.stderr)")
+            #expect(try await store.authenticate(token: token)?.name == "deploy-admin")
+
+            // Too short to be a token: the start stops and says why.
+            try Data("short\n".utf8).write(to: URL(fileURLWithPath: file))
+            let refused = try BackgroundProcess(try ChildProcess.builtProduct("trellisd"), [
+                "serve", "--database-url", served.url, "--rpc-address", "127.0.0.1:0", "--http-address", "127.0.0.1:0",
+                "--plugin-dirs", served.pluginDirectory, "--default-executor", "c-instant", "--admin-token-file", file,
+            ], name: "refused")
+            #expect(await refused.wait() == 1)
+            #expect(refused.stderr.contains("admin_token_file \(file) holds no token of 32 characters or more"), "\(refused.stderr)")
+            #expect(try await store.authenticate(token: token)?.name == "deploy-admin")  // unchanged
+        }
+    }
+
     @Test func everyTriggerRuleEndsAsInAirflow() async throws {
         try await ServedControlPlane.with { served, _ in
             let trellisd = try await served.start(name: "rules")

@@ -40,6 +40,9 @@ struct ConfigurationKey: Sendable {
         text("bootstrap_admin_token_file", "File holding an admin API token, created at start when missing.") {
             $0.bootstrapAdminTokenFile = $1
         },
+        text("admin_token_file", "File holding an admin API token to register at start (a mounted Secret), as deploy-admin.") {
+            $0.adminTokenFile = $1
+        },
         ConfigurationKey(name: "plugin_dirs", kind: .list, help: "Directories executor plugins (*.so) are loaded from; ':'-separated in the environment and flags.") { configuration, value in
             guard case .list(let directories) = value, !directories.isEmpty, directories.allSatisfy({ !$0.isEmpty }) else {
                 throw ConfigurationProblem("must name at least one directory, none empty")

@@ -18,6 +18,9 @@ public struct ControlPlaneConfiguration: Sendable, Hashable {
     public var agentJoinTokenFile: String?
     /// A file holding an admin API token created at start if it does not exist yet.
     public var bootstrapAdminTokenFile: String?
+    /// A file holding an admin API token someone else made (a mounted
+    /// Secret), registered at every start as `ControlPlane.adminTokenName`.
+    public var adminTokenFile: String?
     /// Where executor plugins (`*.so`) are loaded from, in order.
     public var pluginDirectories = ["/usr/lib/trellis/executors"]
     /// The executor of tasks that name none.

@@ -81,6 +81,7 @@ public final class ControlPlane: Sendable {
         state.withLock { $0.pool = pool }
         let tokens = TokenAuthenticator(store: store, agentToken: try agentToken())
         try await bootstrapAdminToken(store)
+        try await registerAdminToken(store)
         do {
             try await tokens.refresh()
         } catch {
@@ -304,6 +305,44 @@ public final class ControlPlane: Sendable {
             throw StartError("cannot write the bootstrap admin token to \(file)")
         }
         logger.notice("created an admin API token", metadata: ["name": "\(name)", "file": "\(file)"])
+    }
+
+    /// The name `admin_token_file`'s token is registered under.
+    public static let adminTokenName = "deploy-admin"
+
+    /// With `admin_token_file` set, registers the token in it (see
+    /// `StateStore.registerToken`): a deployment puts the operator's admin
+    /// token in a Secret, and every replica registers it at start.
+    private func registerAdminToken(_ store: StateStore) async throws {
+        guard let file = configuration.adminTokenFile else { return }
+        let token: String
+        do {
+            token = try String(contentsOfFile: file, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        } catch {
+            throw StartError("cannot read admin_token_file \(file): \(error.localizedDescription)")
+        }
+        guard token.count >= 32 else {
+            throw StartError("admin_token_file \(file) holds no token of 32 characters or more (deploy/generate-secrets makes one)")
+        }
+        let name = Self.adminTokenName
+        let outcome: StateStore.TokenRegistration
+        do {
+            outcome = try await store.registerToken(name: name, role: .admin, token: token)
+        } catch {
+            throw StartError("cannot register the admin token of \(file): \(error)")
+        }
+        switch outcome {
+        case .created:
+            logger.notice("registered the admin API token of admin_token_file", metadata: ["name": "\(name)", "file": "\(file)"])
+        case .replaced:
+            logger.notice("replaced the admin API token by the one in admin_token_file", metadata: ["name": "\(name)", "file": "\(file)"])
+        case .unchanged:
+            break
+        case .revoked:
+            logger.warning(
+                "the admin API token in admin_token_file was revoked and stays so; put a new token in the file to replace it",
+                metadata: ["name": "\(name)", "file": "\(file)"])
+        }
     }
 
     /// Ready when the database answers, the schema is current (checked at

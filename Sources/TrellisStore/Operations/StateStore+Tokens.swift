@@ -46,6 +46,51 @@ extension StateStore {
         return token
     }
 
+    /// What `registerToken` did.
+    public enum TokenRegistration: Sendable, Hashable {
+        /// No token had the name: this one now does.
+        case created
+        /// The name held another token, which stops working; this one
+        /// replaces it (a rotated Secret).
+        case replaced
+        /// The name already holds this token, live.
+        case unchanged
+        /// The name holds this token, revoked: it stays revoked.
+        case revoked
+    }
+
+    /// Registers a token someone else made (a deployment's Secret) under
+    /// `name` with `role`, stored like every token as its SHA-256. Running it
+    /// again with the same token changes nothing, so every replica may run it
+    /// at every start; a token revoked under that name stays revoked; a
+    /// different token replaces the one the name held.
+    public func registerToken(name: String, role: TokenRole, token: String) async throws(PostgresError) -> TokenRegistration {
+        try await pool.transaction { session in
+            // Twice at most: an insert that lost a race to another replica's
+            // finds that replica's row on the second pass.
+            for _ in 0..<2 {
+                let existing = try session.query(
+                    "SELECT token_hash = sha256(convert_to($2, 'UTF8')), revoked_at IS NOT NULL FROM api_token WHERE name = $1 FOR UPDATE",
+                    [name, token])
+                if let row = existing.first {
+                    if try row.decode(0, as: Bool.self) { return try row.decode(1, as: Bool.self) ? .revoked : .unchanged }
+                    try session.query(
+                        """
+                        UPDATE api_token SET token_hash = sha256(convert_to($2, 'UTF8')), role = $3, revoked_at = NULL,
+                            created_at = now(), last_used_at = NULL
+                        WHERE name = $1
+                        """, [name, token, role])
+                    return .replaced
+                }
+                let inserted = try session.query(
+                    "INSERT INTO api_token (name, role, token_hash) VALUES ($1, $2, sha256(convert_to($3, 'UTF8'))) ON CONFLICT (name) DO NOTHING",
+                    [name, role, token])
+                if inserted.affectedRows == 1 { return .created }
+            }
+            throw PostgresError(.invalidArgument, "token '\(name)' changed twice while it was being registered")
+        }
+    }
+
     /// The name and role of a valid (known, unrevoked) token, or nil.
     public func authenticate(token: String) async throws(PostgresError) -> (name: String, role: TokenRole)? {
         let rows = try await pool.withSession { session in
