@@ -30,6 +30,45 @@ fileprivate nonisolated struct _GeneratedWithProtocGenSwiftVersion: SwiftProtobu
   typealias Version = _2
 }
 
+/// What runs an attempt, as AttemptStarted.external_id names it.
+public nonisolated enum Trellis_V1_ExternalKind: SwiftProtobuf.Enum, Swift.CaseIterable {
+  public typealias RawValue = Int
+  case unspecified // = 0
+  case agent // = 1
+  case pod // = 2
+  case UNRECOGNIZED(Int)
+
+  public init() {
+    self = .unspecified
+  }
+
+  public init?(rawValue: Int) {
+    switch rawValue {
+    case 0: self = .unspecified
+    case 1: self = .agent
+    case 2: self = .pod
+    default: self = .UNRECOGNIZED(rawValue)
+    }
+  }
+
+  public var rawValue: Int {
+    switch self {
+    case .unspecified: return 0
+    case .agent: return 1
+    case .pod: return 2
+    case .UNRECOGNIZED(let i): return i
+    }
+  }
+
+  // The compiler won't synthesize support with the UNRECOGNIZED case.
+  public static let allCases: [Trellis_V1_ExternalKind] = [
+    .unspecified,
+    .agent,
+    .pod,
+  ]
+
+}
+
 public nonisolated enum Trellis_V1_LogStream: SwiftProtobuf.Enum, Swift.CaseIterable {
   public typealias RawValue = Int
   case stdout // = 0
@@ -369,10 +408,15 @@ public nonisolated struct Trellis_V1_AttemptStarted: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// A pod name or an agent name.
+  /// A pod name or an agent name (external_kind says which).
   public var externalID: String = String()
 
   public var node: String = String()
+
+  /// What external_id names: the control plane records a pod as the task's
+  /// pod and an agent as its agent. Unspecified (plugins built before this
+  /// field): an agent, except for the executor named pod-per-task.
+  public var externalKind: Trellis_V1_ExternalKind = .unspecified
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -559,6 +603,10 @@ public nonisolated struct Trellis_V1_CancelTaskResponse: Sendable {
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "trellis.v1"
+
+nonisolated extension Trellis_V1_ExternalKind: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0EXTERNAL_KIND_UNSPECIFIED\0\u{1}EXTERNAL_KIND_AGENT\0\u{1}EXTERNAL_KIND_POD\0")
+}
 
 nonisolated extension Trellis_V1_LogStream: SwiftProtobuf._ProtoNameProviding {
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0LOG_STREAM_STDOUT\0\u{1}LOG_STREAM_STDERR\0\u{1}LOG_STREAM_SYSTEM\0")
@@ -955,7 +1003,7 @@ nonisolated extension Trellis_V1_ExecutorEvent: SwiftProtobuf.Message, SwiftProt
 
 nonisolated extension Trellis_V1_AttemptStarted: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".AttemptStarted"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}external_id\0\u{1}node\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}external_id\0\u{1}node\0\u{3}external_kind\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -965,6 +1013,7 @@ nonisolated extension Trellis_V1_AttemptStarted: SwiftProtobuf.Message, SwiftPro
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularStringField(value: &self.externalID) }()
       case 2: try { try decoder.decodeSingularStringField(value: &self.node) }()
+      case 3: try { try decoder.decodeSingularEnumField(value: &self.externalKind) }()
       default: break
       }
     }
@@ -977,12 +1026,16 @@ nonisolated extension Trellis_V1_AttemptStarted: SwiftProtobuf.Message, SwiftPro
     if !self.node.isEmpty {
       try visitor.visitSingularStringField(value: self.node, fieldNumber: 2)
     }
+    if self.externalKind != .unspecified {
+      try visitor.visitSingularEnumField(value: self.externalKind, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Trellis_V1_AttemptStarted, rhs: Trellis_V1_AttemptStarted) -> Bool {
     if lhs.externalID != rhs.externalID {return false}
     if lhs.node != rhs.node {return false}
+    if lhs.externalKind != rhs.externalKind {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -78,6 +78,29 @@ import TrellisTestSupport
         }
     }
 
+    @Test func whereAnAttemptRunsIsRecordedAsItsExecutorSaysWhateverTheExecutorsName() async throws {
+        // c-instant is not named pod-per-task: the kind it reports decides.
+        let dag = try DagFile.parse("""
+            dag_id: where_it_runs
+            tasks:
+              - {task_id: in_pod, executor: c-instant, executor_config: {pod_name: where-it-runs-in-pod-x7k2q}}
+              - {task_id: in_process, executor: c-instant, executor_config: {delay_ms: 0}}
+            """, file: "where_it_runs.yaml")
+        try await SchedulerFixture.with(dag) { fixture, runID in
+            #expect(try await fixture.waitForEnd(runID) == .success)
+            let grid = try await fixture.grid(runID)
+            let inPodID = try #require(grid["in_pod"]?.id)
+            let inPod = try #require(try await fixture.store.attempts(taskInstanceID: inPodID).last)
+            #expect(inPod.podName == "where-it-runs-in-pod-x7k2q")
+            #expect(inPod.agentName == nil)
+            // Kind unspecified (plugins built before external_kind): the node.
+            let inProcessID = try #require(grid["in_process"]?.id)
+            let inProcess = try #require(try await fixture.store.attempts(taskInstanceID: inProcessID).last)
+            #expect(inProcess.podName == nil)
+            #expect(inProcess.agentName == "in-process")
+        }
+    }
+
     @Test func aTaskWhoseExecutorIsNotLoadedFailsWithThatReason() async throws {
         let dag = try DagFile.parse("""
             dag_id: missing_executor

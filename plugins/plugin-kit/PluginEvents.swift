@@ -18,12 +18,15 @@ public enum PluginMessages {
     }
 
     /// An ExecutorEvent carrying `started`.
-    public static func startedEvent(attemptID: String, fencingToken: Int64, externalID: String, node: String, at: Int64 = nowMicros()) -> [UInt8] {
+    public static func startedEvent(
+        attemptID: String, fencingToken: Int64, externalID: String, kind: Trellis__V1__ExternalKind, node: String, at: Int64 = nowMicros()
+    ) -> [UInt8] {
         externalID.withCString { external in
             node.withCString { node in
                 var body = Trellis__V1__AttemptStarted()
                 trellis__v1__attempt_started__init(&body)
                 body.external_id = UnsafeMutablePointer(mutating: external)
+                body.external_kind = kind
                 body.node = UnsafeMutablePointer(mutating: node)
                 return withUnsafeMutablePointer(to: &body) { body in
                     event(attemptID: attemptID, fencingToken: fencingToken, at: at) { event in

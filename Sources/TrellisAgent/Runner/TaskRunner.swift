@@ -91,6 +91,7 @@ public final class TaskRunner: @unchecked Sendable {  // mutable state is guarde
         running[id] = process
         var started = Trellis_V1_AttemptStarted()
         started.externalID = settings.agentName
+        started.externalKind = .agent
         started.node = settings.node
         outbox.append(Self.event(assignment.attempt, executor: request.executor, .started(started)))
         process.begin()

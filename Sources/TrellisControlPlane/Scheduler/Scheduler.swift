@@ -444,8 +444,14 @@ public actor Scheduler {
             let token = event.attempt.fencingToken
             switch event.event {
             case .started(let started)?:
-                // Where it runs: the reporting agent, else as the executor says.
-                let isPod = record.executor == "pod-per-task"
+                // Where it runs: the reporting agent, else as the executor
+                // says. Plugins built before external_kind say nothing: their
+                // attempts run on agents, except pod-per-task's.
+                let isPod = switch started.externalKind {
+                case .pod: true
+                case .unspecified: record.executor == "pod-per-task"
+                default: false
+                }
                 let agentName = record.agent ?? (isPod ? nil : started.node.nilIfEmpty)
                 starts.append(TransitionRequest(
                     taskInstanceID: identity.taskInstanceID, event: .start, expected: .queued, fencingToken: token,

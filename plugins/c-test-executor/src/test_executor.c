@@ -9,6 +9,9 @@
  *   "delay_ms": N         finish N milliseconds after submission (default 0)
  *   "fail_until_try": K   fail tries 1..K, succeed afterwards (default 0)
  *   "exit_code": E        exit code reported for a failure (default 1)
+ *   "pod_name": "P"       report the attempt as running in pod P
+ *                         (AttemptStarted.external_kind POD), as a
+ *                         Kubernetes executor of any name would
  * Executor settings (ExecutorConfig.config_json, a flat JSON object):
  *   "record_file": PATH   append one line per execution, so tests can count
  *                         how often each attempt really ran; adopt() answers
@@ -130,11 +133,19 @@ static void emit(instance *self, const char *attempt_id, int64_t token, Trellis_
     if (buffer != stack) free(buffer);
 }
 
-static void emit_started(instance *self, const char *attempt_id, int64_t token) {
+/* pod_name NULL: the attempt runs in this process (kind unspecified, as
+   plugins built before external_kind report it). */
+static void emit_started(instance *self, const char *attempt_id, int64_t token, const char *pod_name) {
     Trellis__V1__AttemptStarted started;
     trellis__v1__attempt_started__init(&started);
-    started.external_id = "c-instant";
-    started.node = "in-process";
+    if (pod_name != NULL) {
+        started.external_id = (char *)pod_name;
+        started.external_kind = TRELLIS__V1__EXTERNAL_KIND__EXTERNAL_KIND_POD;
+        started.node = "";
+    } else {
+        started.external_id = "c-instant";
+        started.node = "in-process";
+    }
     emit(self, attempt_id, token, &started, NULL);
 }
 
@@ -274,8 +285,11 @@ static int executor_submit(void *opaque, const uint8_t *bytes, size_t length, ch
     int succeed = assignment->try_number > json_int(options, "fail_until_try", 0);
     int exit_code = (int)json_int(options, "exit_code", 1);
 
+    char pod_name[254];
+    int in_pod = json_string(options, "pod_name", pod_name, sizeof pod_name);
+
     record(self, assignment, succeed);
-    emit_started(self, assignment->attempt->attempt_id, assignment->attempt->fencing_token);
+    emit_started(self, assignment->attempt->attempt_id, assignment->attempt->fencing_token, in_pod ? pod_name : NULL);
 
     if (delay_ms <= 0) {
         emit_finished(self, assignment->attempt->attempt_id, assignment->attempt->fencing_token,

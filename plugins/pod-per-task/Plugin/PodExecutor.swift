@@ -248,7 +248,7 @@ final class PodExecutor: @unchecked Sendable {
             emitFinished(.failed(attemptID, task.fencingToken, reason: failure.reason, message: failure.message))
             return
         }
-        host.emit(PluginMessages.startedEvent(attemptID: attemptID, fencingToken: task.fencingToken, externalID: podName, node: ""))
+        host.emit(PluginMessages.startedEvent(attemptID: attemptID, fencingToken: task.fencingToken, externalID: podName, kind: TRELLIS__V1__EXTERNAL_KIND__EXTERNAL_KIND_POD, node: ""))
         let timeout = startupTimeout(task)
         let cancelled = state.withLock { state -> Bool in
             state.attempts[attemptID]?.podName = podName

@@ -39,6 +39,15 @@ typedef struct Trellis__V1__CancelTaskResponse Trellis__V1__CancelTaskResponse;
 
 /* --- enums --- */
 
+/*
+ * What runs an attempt, as AttemptStarted.external_id names it.
+ */
+typedef enum _Trellis__V1__ExternalKind {
+  TRELLIS__V1__EXTERNAL_KIND__EXTERNAL_KIND_UNSPECIFIED = 0,
+  TRELLIS__V1__EXTERNAL_KIND__EXTERNAL_KIND_AGENT = 1,
+  TRELLIS__V1__EXTERNAL_KIND__EXTERNAL_KIND_POD = 2
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(TRELLIS__V1__EXTERNAL_KIND)
+} Trellis__V1__ExternalKind;
 typedef enum _Trellis__V1__LogStream {
   TRELLIS__V1__LOG_STREAM__LOG_STREAM_STDOUT = 0,
   TRELLIS__V1__LOG_STREAM__LOG_STREAM_STDERR = 1,
@@ -218,14 +227,20 @@ struct  Trellis__V1__AttemptStarted
 {
   ProtobufCMessage base;
   /*
-   * A pod name or an agent name.
+   * A pod name or an agent name (external_kind says which).
    */
   char *external_id;
   char *node;
+  /*
+   * What external_id names: the control plane records a pod as the task's
+   * pod and an agent as its agent. Unspecified (plugins built before this
+   * field): an agent, except for the executor named pod-per-task.
+   */
+  Trellis__V1__ExternalKind external_kind;
 };
 #define TRELLIS__V1__ATTEMPT_STARTED__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&trellis__v1__attempt_started__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, TRELLIS__V1__EXTERNAL_KIND__EXTERNAL_KIND_UNSPECIFIED }
 
 
 struct  Trellis__V1__LogChunk
@@ -768,6 +783,7 @@ typedef void (*Trellis__V1__CancelTaskResponse_Closure)
 
 /* --- descriptors --- */
 
+extern const ProtobufCEnumDescriptor    trellis__v1__external_kind__descriptor;
 extern const ProtobufCEnumDescriptor    trellis__v1__log_stream__descriptor;
 extern const ProtobufCEnumDescriptor    trellis__v1__attempt_outcome__descriptor;
 extern const ProtobufCMessageDescriptor trellis__v1__executor_config__descriptor;

@@ -1303,7 +1303,7 @@ const ProtobufCMessageDescriptor trellis__v1__executor_event__descriptor =
   (ProtobufCMessageInit) trellis__v1__executor_event__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor trellis__v1__attempt_started__field_descriptors[2] =
+static const ProtobufCFieldDescriptor trellis__v1__attempt_started__field_descriptors[3] =
 {
   {
     "external_id",
@@ -1329,15 +1329,28 @@ static const ProtobufCFieldDescriptor trellis__v1__attempt_started__field_descri
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "external_kind",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Trellis__V1__AttemptStarted, external_kind),
+    &trellis__v1__external_kind__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned trellis__v1__attempt_started__field_indices_by_name[] = {
   0,   /* field[0] = external_id */
+  2,   /* field[2] = external_kind */
   1,   /* field[1] = node */
 };
 static const ProtobufCIntRange trellis__v1__attempt_started__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 2 }
+  { 0, 3 }
 };
 const ProtobufCMessageDescriptor trellis__v1__attempt_started__descriptor =
 {
@@ -1347,7 +1360,7 @@ const ProtobufCMessageDescriptor trellis__v1__attempt_started__descriptor =
   "Trellis__V1__AttemptStarted",
   "trellis.v1",
   sizeof(Trellis__V1__AttemptStarted),
-  2,
+  3,
   trellis__v1__attempt_started__field_descriptors,
   trellis__v1__attempt_started__field_indices_by_name,
   1,  trellis__v1__attempt_started__number_ranges,
@@ -1870,6 +1883,36 @@ const ProtobufCMessageDescriptor trellis__v1__cancel_task_response__descriptor =
   1,  trellis__v1__cancel_task_response__number_ranges,
   (ProtobufCMessageInit) trellis__v1__cancel_task_response__init,
   NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCEnumValue trellis__v1__external_kind__enum_values_by_number[3] =
+{
+  { "EXTERNAL_KIND_UNSPECIFIED", "TRELLIS__V1__EXTERNAL_KIND__EXTERNAL_KIND_UNSPECIFIED", 0 },
+  { "EXTERNAL_KIND_AGENT", "TRELLIS__V1__EXTERNAL_KIND__EXTERNAL_KIND_AGENT", 1 },
+  { "EXTERNAL_KIND_POD", "TRELLIS__V1__EXTERNAL_KIND__EXTERNAL_KIND_POD", 2 },
+};
+static const ProtobufCIntRange trellis__v1__external_kind__value_ranges[] = {
+{0, 0},{0, 3}
+};
+static const ProtobufCEnumValueIndex trellis__v1__external_kind__enum_values_by_name[3] =
+{
+  { "EXTERNAL_KIND_AGENT", 1 },
+  { "EXTERNAL_KIND_POD", 2 },
+  { "EXTERNAL_KIND_UNSPECIFIED", 0 },
+};
+const ProtobufCEnumDescriptor trellis__v1__external_kind__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "trellis.v1.ExternalKind",
+  "ExternalKind",
+  "Trellis__V1__ExternalKind",
+  "trellis.v1",
+  3,
+  trellis__v1__external_kind__enum_values_by_number,
+  3,
+  trellis__v1__external_kind__enum_values_by_name,
+  1,
+  trellis__v1__external_kind__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
 static const ProtobufCEnumValue trellis__v1__log_stream__enum_values_by_number[3] =
 {
