@@ -88,8 +88,9 @@ extension StateStore {
                     byState[try row.decode(1, as: String.self), default: 0] += try row.decode(2, as: Int.self)
                 }
                 let total = byState.values.reduce(0, +)
-                let states = ["running", "queued", "scheduled", "up_for_retry", "none"].compactMap { state in
-                    byState[state].map { "\($0) \(state)" }
+                let states = [("running", "running"), ("queued", "queued"), ("scheduled", "scheduled"),
+                              ("up_for_retry", "up_for_retry"), ("none", "not yet scheduled")].compactMap { state, shown in
+                    byState[state].map { "\($0) \(shown)" }
                 }
                 let sorted = dags.sorted()
                 let shown = sorted.prefix(10).joined(separator: ", ") + (sorted.count > 10 ? ", … \(sorted.count - 10) more" : "")
