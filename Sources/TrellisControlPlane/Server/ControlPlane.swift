@@ -123,7 +123,7 @@ public final class ControlPlane: Sendable {
             taskQueuedTimeout: .milliseconds(configuration.taskQueuedTimeoutMillis),
             parallelism: configuration.parallelism,
             agentLostAfter: .milliseconds(configuration.heartbeatTTLMillis + configuration.agentGraceMillis)),
-            metrics: metrics)
+            metrics: metrics, logger: logger)
         let leader = LeaderLock(url)
         let listener = PostgresListener(url)
         do {
