@@ -33,7 +33,7 @@ public struct ClientError: Error, Sendable, Hashable, CustomStringConvertible {
     /// Every exit code the client uses, for help text and docs.
     public static let exitCodeSummary = """
         Exit codes: 0 success; 1 the run or task failed; 2 usage or validation error \
-        (also unknown DAG, run or task); 3 cannot reach or authenticate to the control plane.
+        (also unknown DAG, run, task or pool); 3 cannot reach or authenticate to the control plane.
         """
 
     /// The error a failed call of `verb` (`"dags submit"`) against `address`

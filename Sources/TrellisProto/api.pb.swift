@@ -16,13 +16,17 @@
 ///   viewer   reads everything (the `read` methods below);
 ///   operator also pauses and unpauses DAGs, triggers and cancels runs,
 ///            clears and marks task instances;
-///   admin    also submits and deletes DAGs and manages API tokens.
+///   admin    also submits and deletes DAGs and manages pools and API tokens.
 /// A call above the caller's role fails with PERMISSION_DENIED.
 ///
 /// Errors use the wire Status: INVALID_ARGUMENT for bad input (a DAG's
 /// validation problems are in the message, one per line, and in `details` as
 /// a `ValidationProblems`), NOT_FOUND for an unknown DAG, run, task or try,
 /// FAILED_PRECONDITION for an action the current state forbids.
+///
+/// SubmitDag accepts a DAG whose tasks name a pool that does not exist (pools
+/// are runtime objects, as in Airflow) and says so in its `warnings`; such
+/// tasks wait, and the run's grid says why (`TaskInstance.waiting_reason`).
 
 #if canImport(FoundationEssentials)
 import FoundationEssentials
@@ -178,6 +182,11 @@ public nonisolated struct Trellis_V1_SubmitDagResponse: Sendable {
   public var changed: Bool = false
 
   public var taskCount: Int32 = 0
+
+  /// Accepted, but something will keep tasks from running: one line per
+  /// pool that does not exist or is too small for a task's pool_slots,
+  /// naming the tasks and what to do.
+  public var warnings: [String] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -638,6 +647,11 @@ public nonisolated struct Trellis_V1_TaskInstance: Sendable {
   public mutating func clearExitCode() {self._exitCode = nil}
 
   public var upstream: [String] = []
+
+  /// Why the instance cannot start yet when that needs someone to act: its
+  /// pool does not exist, or has fewer slots than the task's pool_slots.
+  /// Empty otherwise (and for instances already queued or finished).
+  public var waitingReason: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1129,6 +1143,168 @@ public nonisolated struct Trellis_V1_RevokeTokenResponse: Sendable {
   public init() {}
 }
 
+/// A named pool of slots (Airflow's pools): a task takes `pool_slots` of its
+/// pool's slots while queued or running.
+public nonisolated struct Trellis_V1_Pool: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var name: String = String()
+
+  /// 0 holds every task of the pool back.
+  public var slots: Int32 = 0
+
+  public var description_p: String = String()
+
+  /// Slots held by queued task instances.
+  public var queuedSlots: Int32 = 0
+
+  /// Slots held by running task instances.
+  public var runningSlots: Int32 = 0
+
+  /// slots - queued_slots - running_slots; negative after the pool was made
+  /// smaller than what it has in use.
+  public var openSlots: Int32 = 0
+
+  /// Slots wanted by scheduled task instances (ready, waiting for a slot).
+  public var scheduledSlots: Int32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Trellis_V1_ListPoolsRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Trellis_V1_ListPoolsResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var pools: [Trellis_V1_Pool] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Trellis_V1_GetPoolRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var name: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Trellis_V1_GetPoolResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var pool: Trellis_V1_Pool {
+    get {_pool ?? Trellis_V1_Pool()}
+    set {_pool = newValue}
+  }
+  /// Returns true if `pool` has been explicitly set.
+  public var hasPool: Bool {self._pool != nil}
+  /// Clears the value of `pool`. Subsequent reads from it will return its default value.
+  public mutating func clearPool() {self._pool = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _pool: Trellis_V1_Pool? = nil
+}
+
+public nonisolated struct Trellis_V1_SetPoolRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Airflow's rule: letters, digits, '_', '-', '.'; at most 250 characters.
+  public var name: String = String()
+
+  /// 0 or more.
+  public var slots: Int32 = 0
+
+  /// Absent: a new pool gets none and an existing one keeps its own.
+  public var description_p: String {
+    get {_description_p ?? String()}
+    set {_description_p = newValue}
+  }
+  /// Returns true if `description_p` has been explicitly set.
+  public var hasDescription_p: Bool {self._description_p != nil}
+  /// Clears the value of `description_p`. Subsequent reads from it will return its default value.
+  public mutating func clearDescription_p() {self._description_p = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _description_p: String? = nil
+}
+
+public nonisolated struct Trellis_V1_SetPoolResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The pool after the change.
+  public var pool: Trellis_V1_Pool {
+    get {_pool ?? Trellis_V1_Pool()}
+    set {_pool = newValue}
+  }
+  /// Returns true if `pool` has been explicitly set.
+  public var hasPool: Bool {self._pool != nil}
+  /// Clears the value of `pool`. Subsequent reads from it will return its default value.
+  public mutating func clearPool() {self._pool = nil}
+
+  /// False when the pool existed and was changed.
+  public var created: Bool = false
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _pool: Trellis_V1_Pool? = nil
+}
+
+public nonisolated struct Trellis_V1_DeletePoolRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var name: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Trellis_V1_DeletePoolResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "trellis.v1"
@@ -1393,7 +1569,7 @@ nonisolated extension Trellis_V1_SubmitDagRequest: SwiftProtobuf.Message, SwiftP
 
 nonisolated extension Trellis_V1_SubmitDagResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SubmitDagResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}dag_id\0\u{1}version\0\u{1}changed\0\u{3}task_count\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}dag_id\0\u{1}version\0\u{1}changed\0\u{3}task_count\0\u{1}warnings\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1405,6 +1581,7 @@ nonisolated extension Trellis_V1_SubmitDagResponse: SwiftProtobuf.Message, Swift
       case 2: try { try decoder.decodeSingularInt32Field(value: &self.version) }()
       case 3: try { try decoder.decodeSingularBoolField(value: &self.changed) }()
       case 4: try { try decoder.decodeSingularInt32Field(value: &self.taskCount) }()
+      case 5: try { try decoder.decodeRepeatedStringField(value: &self.warnings) }()
       default: break
       }
     }
@@ -1423,6 +1600,9 @@ nonisolated extension Trellis_V1_SubmitDagResponse: SwiftProtobuf.Message, Swift
     if self.taskCount != 0 {
       try visitor.visitSingularInt32Field(value: self.taskCount, fieldNumber: 4)
     }
+    if !self.warnings.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.warnings, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1431,6 +1611,7 @@ nonisolated extension Trellis_V1_SubmitDagResponse: SwiftProtobuf.Message, Swift
     if lhs.version != rhs.version {return false}
     if lhs.changed != rhs.changed {return false}
     if lhs.taskCount != rhs.taskCount {return false}
+    if lhs.warnings != rhs.warnings {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2147,7 +2328,7 @@ nonisolated extension Trellis_V1_GetRunResponse: SwiftProtobuf.Message, SwiftPro
 
 nonisolated extension Trellis_V1_TaskInstance: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".TaskInstance"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}task_id\0\u{1}state\0\u{3}try_number\0\u{3}max_tries\0\u{1}executor\0\u{1}pool\0\u{1}queue\0\u{3}start_date\0\u{3}end_date\0\u{3}next_retry_at\0\u{3}agent_name\0\u{3}pod_name\0\u{3}failure_reason\0\u{3}exit_code\0\u{1}upstream\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}task_id\0\u{1}state\0\u{3}try_number\0\u{3}max_tries\0\u{1}executor\0\u{1}pool\0\u{1}queue\0\u{3}start_date\0\u{3}end_date\0\u{3}next_retry_at\0\u{3}agent_name\0\u{3}pod_name\0\u{3}failure_reason\0\u{3}exit_code\0\u{1}upstream\0\u{3}waiting_reason\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2170,6 +2351,7 @@ nonisolated extension Trellis_V1_TaskInstance: SwiftProtobuf.Message, SwiftProto
       case 13: try { try decoder.decodeSingularStringField(value: &self.failureReason) }()
       case 14: try { try decoder.decodeSingularMessageField(value: &self._exitCode) }()
       case 15: try { try decoder.decodeRepeatedStringField(value: &self.upstream) }()
+      case 16: try { try decoder.decodeSingularStringField(value: &self.waitingReason) }()
       default: break
       }
     }
@@ -2225,6 +2407,9 @@ nonisolated extension Trellis_V1_TaskInstance: SwiftProtobuf.Message, SwiftProto
     if !self.upstream.isEmpty {
       try visitor.visitRepeatedStringField(value: self.upstream, fieldNumber: 15)
     }
+    if !self.waitingReason.isEmpty {
+      try visitor.visitSingularStringField(value: self.waitingReason, fieldNumber: 16)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2244,6 +2429,7 @@ nonisolated extension Trellis_V1_TaskInstance: SwiftProtobuf.Message, SwiftProto
     if lhs.failureReason != rhs.failureReason {return false}
     if lhs._exitCode != rhs._exitCode {return false}
     if lhs.upstream != rhs.upstream {return false}
+    if lhs.waitingReason != rhs.waitingReason {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3184,6 +3370,311 @@ nonisolated extension Trellis_V1_RevokeTokenResponse: SwiftProtobuf.Message, Swi
   }
 
   public static func ==(lhs: Trellis_V1_RevokeTokenResponse, rhs: Trellis_V1_RevokeTokenResponse) -> Bool {
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Trellis_V1_Pool: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Pool"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}slots\0\u{1}description\0\u{3}queued_slots\0\u{3}running_slots\0\u{3}open_slots\0\u{3}scheduled_slots\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 2: try { try decoder.decodeSingularInt32Field(value: &self.slots) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.description_p) }()
+      case 4: try { try decoder.decodeSingularInt32Field(value: &self.queuedSlots) }()
+      case 5: try { try decoder.decodeSingularInt32Field(value: &self.runningSlots) }()
+      case 6: try { try decoder.decodeSingularInt32Field(value: &self.openSlots) }()
+      case 7: try { try decoder.decodeSingularInt32Field(value: &self.scheduledSlots) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
+    }
+    if self.slots != 0 {
+      try visitor.visitSingularInt32Field(value: self.slots, fieldNumber: 2)
+    }
+    if !self.description_p.isEmpty {
+      try visitor.visitSingularStringField(value: self.description_p, fieldNumber: 3)
+    }
+    if self.queuedSlots != 0 {
+      try visitor.visitSingularInt32Field(value: self.queuedSlots, fieldNumber: 4)
+    }
+    if self.runningSlots != 0 {
+      try visitor.visitSingularInt32Field(value: self.runningSlots, fieldNumber: 5)
+    }
+    if self.openSlots != 0 {
+      try visitor.visitSingularInt32Field(value: self.openSlots, fieldNumber: 6)
+    }
+    if self.scheduledSlots != 0 {
+      try visitor.visitSingularInt32Field(value: self.scheduledSlots, fieldNumber: 7)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Trellis_V1_Pool, rhs: Trellis_V1_Pool) -> Bool {
+    if lhs.name != rhs.name {return false}
+    if lhs.slots != rhs.slots {return false}
+    if lhs.description_p != rhs.description_p {return false}
+    if lhs.queuedSlots != rhs.queuedSlots {return false}
+    if lhs.runningSlots != rhs.runningSlots {return false}
+    if lhs.openSlots != rhs.openSlots {return false}
+    if lhs.scheduledSlots != rhs.scheduledSlots {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Trellis_V1_ListPoolsRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ListPoolsRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    // Load everything into unknown fields
+    while try decoder.nextFieldNumber() != nil {}
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Trellis_V1_ListPoolsRequest, rhs: Trellis_V1_ListPoolsRequest) -> Bool {
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Trellis_V1_ListPoolsResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ListPoolsResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}pools\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.pools) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.pools.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.pools, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Trellis_V1_ListPoolsResponse, rhs: Trellis_V1_ListPoolsResponse) -> Bool {
+    if lhs.pools != rhs.pools {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Trellis_V1_GetPoolRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".GetPoolRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Trellis_V1_GetPoolRequest, rhs: Trellis_V1_GetPoolRequest) -> Bool {
+    if lhs.name != rhs.name {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Trellis_V1_GetPoolResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".GetPoolResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}pool\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._pool) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._pool {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Trellis_V1_GetPoolResponse, rhs: Trellis_V1_GetPoolResponse) -> Bool {
+    if lhs._pool != rhs._pool {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Trellis_V1_SetPoolRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SetPoolRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}slots\0\u{1}description\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 2: try { try decoder.decodeSingularInt32Field(value: &self.slots) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self._description_p) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
+    }
+    if self.slots != 0 {
+      try visitor.visitSingularInt32Field(value: self.slots, fieldNumber: 2)
+    }
+    try { if let v = self._description_p {
+      try visitor.visitSingularStringField(value: v, fieldNumber: 3)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Trellis_V1_SetPoolRequest, rhs: Trellis_V1_SetPoolRequest) -> Bool {
+    if lhs.name != rhs.name {return false}
+    if lhs.slots != rhs.slots {return false}
+    if lhs._description_p != rhs._description_p {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Trellis_V1_SetPoolResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SetPoolResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}pool\0\u{1}created\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._pool) }()
+      case 2: try { try decoder.decodeSingularBoolField(value: &self.created) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._pool {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    if self.created != false {
+      try visitor.visitSingularBoolField(value: self.created, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Trellis_V1_SetPoolResponse, rhs: Trellis_V1_SetPoolResponse) -> Bool {
+    if lhs._pool != rhs._pool {return false}
+    if lhs.created != rhs.created {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Trellis_V1_DeletePoolRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".DeletePoolRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Trellis_V1_DeletePoolRequest, rhs: Trellis_V1_DeletePoolRequest) -> Bool {
+    if lhs.name != rhs.name {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Trellis_V1_DeletePoolResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".DeletePoolResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    // Load everything into unknown fields
+    while try decoder.nextFieldNumber() != nil {}
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Trellis_V1_DeletePoolResponse, rhs: Trellis_V1_DeletePoolResponse) -> Bool {
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -61,7 +61,8 @@ struct Tokens: AsyncParsableCommand {
         abstract: "Manage API tokens (admin).",
         discussion: """
             Roles are Airflow's: viewer reads; operator also pauses DAGs, triggers and cancels \
-            runs, clears and marks tasks; admin also submits and deletes DAGs and manages tokens.
+            runs, clears and marks tasks; admin also submits and deletes DAGs and manages pools \
+            and tokens.
 
             Examples:
               trellis tokens create ci --role operator

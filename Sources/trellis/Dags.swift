@@ -28,7 +28,9 @@ extension Dags {
             discussion: """
                 Every file is validated first, exactly as `trellis dags validate` does; if any file \
                 has a problem, every problem is printed as FILE:LINE:COLUMN: MESSAGE and nothing is \
-                submitted (exit 2). A file equal to the DAG's current version keeps that version.
+                submitted (exit 2). A file equal to the DAG's current version keeps that version. \
+                A DAG whose tasks name a pool that does not exist (or is too small for their \
+                pool_slots) is stored, with a `warning:` on stderr saying how to fix the pool.
 
                 Examples:
                   trellis dags submit etl.yaml reports.yaml
@@ -73,6 +75,7 @@ extension Dags {
                     let response: Trellis_V1_SubmitDagResponse = try await api.call("SubmitDag", request)
                     let what = response.changed ? "stored as version \(response.version)" : "unchanged (version \(response.version))"
                     write("dag \(response.dagID) \(what), \(response.taskCount) task\(response.taskCount == 1 ? "" : "s") (\(file))\n")
+                    for warning in response.warnings { printError("warning: \(file): \(warning)") }
                 }
             }
         }

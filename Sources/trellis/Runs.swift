@@ -68,7 +68,8 @@ extension Runs {
             abstract: "Show a run and its task grid.",
             discussion: """
                 One row per task: state, try (of max tries), duration, executor, where the latest \
-                try ran (agent or pod) and why it failed.
+                try ran (agent or pod) and why it failed, or why it cannot start (its pool does not \
+                exist or is too small; notes below the grid say how to fix it).
 
                 Examples:
                   trellis runs show etl latest

@@ -19,6 +19,7 @@ struct TrellisCommand: AsyncParsableCommand {
 
             Examples:
               trellis dags submit examples/*.yaml
+              trellis pools set etl 8
               trellis dags trigger etl --wait
               trellis runs show etl latest
               trellis tasks logs etl latest extract --follow
@@ -26,7 +27,7 @@ struct TrellisCommand: AsyncParsableCommand {
             \(ClientError.exitCodeSummary)
             """,
         version: TrellisVersion.current,
-        subcommands: [Dags.self, Runs.self, Tasks.self, Agents.self, Executors.self, Tokens.self, Status.self]
+        subcommands: [Dags.self, Runs.self, Tasks.self, Pools.self, Agents.self, Executors.self, Tokens.self, Status.self]
     )
 }
 

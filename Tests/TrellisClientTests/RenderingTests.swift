@@ -297,3 +297,81 @@ enum Fixtures {
         #expect(Views.text(status, address: "h:1").first == "trellisd 0.2.0 at h:1")
     }
 }
+
+@Suite struct PoolViewTests {
+    static var pools: [Trellis_V1_Pool] {
+        func pool(_ name: String, _ slots: Int32, running: Int32 = 0, queued: Int32 = 0, scheduled: Int32 = 0, _ description: String = "") -> Trellis_V1_Pool {
+            var pool = Trellis_V1_Pool()
+            pool.name = name
+            pool.slots = slots
+            pool.runningSlots = running
+            pool.queuedSlots = queued
+            pool.scheduledSlots = scheduled
+            pool.openSlots = slots - running - queued
+            pool.description_p = description
+            return pool
+        }
+        return [
+            pool("default_pool", 128, running: 3, queued: 1, "Default pool"),
+            pool("etl", 4, running: 4, scheduled: 17, "Nightly ETL jobs that load the warehouse from the operational databases"),
+            pool("gpu_training_cluster_a100_large", 2, running: 3),
+            pool("paused", 0),
+        ]
+    }
+
+    @Test func thePoolListSnapshot() {
+        let lines = Views.table(Self.pools).render()
+        expectSnapshot(lines.joined(separator: "\n") + "\n", named: "pools-list.txt")
+        for line in lines { #expect(line.count <= 80, "\(line)") }
+    }
+
+    @Test func poolDocumentsUseSnakeCaseNames() {
+        var list = Trellis_V1_ListPoolsResponse()
+        list.pools = Self.pools
+        #expect(Views.document(list).json() == Document.object(["pools": .list(Self.pools.map(Views.document))]).json())
+        let etl = Views.document(Self.pools[1])
+        #expect(etl["name"] == .string("etl"))
+        #expect(etl["scheduled_slots"] == .int(17))
+        #expect(etl["open_slots"] == .int(0))
+        #expect(Views.document(Self.pools[2])["open_slots"] == .int(-1))
+    }
+
+    /// Tasks held back by a pool: the first clause in REASON, and below the
+    /// grid, once per reason, the tasks and the whole reason with its fix.
+    @Test func waitingTasksAreExplainedBelowTheGrid() {
+        var run = Fixtures.run
+        run.run.state = .running
+        var late = Trellis_V1_TaskInstance()
+        late.taskID = "late"
+        late.state = .scheduled
+        late.executor = "persistent-pool"
+        late.pool = "warehouse_loads"
+        late.waitingReason = "pool 'warehouse_loads' does not exist: create it with `trellis pools set warehouse_loads SLOTS`"
+        var later = late
+        later.taskID = "later"
+        later.state = .none
+        var wide = late
+        wide.taskID = "wide"
+        wide.pool = "gpu"
+        wide.waitingReason = "needs 3 slots of pool 'gpu', which has 2: `trellis pools set gpu 3`"
+        run.tasks += [late, later, wide]
+        let lines = Views.text(run, now: Fixtures.now)
+        expectSnapshot(lines.joined(separator: "\n") + "\n", named: "runs-show-waiting.txt")
+        for line in lines { #expect(line.count <= 80, "\(line)") }
+        // The grid's REASON shows the first clause (cut to fit 80 columns here).
+        #expect(lines.contains { $0.hasPrefix("late ") && $0.hasSuffix("pool 'ware…") })
+        #expect(Views.grid(run.tasks, now: Fixtures.now).rows.last?.last == Table.Cell("needs 3 slots of pool 'gpu', which has 2", .waiting))
+        #expect(lines.contains("waiting: late, later"))
+        #expect(lines.contains("waiting: wide"))
+        #expect(lines.suffix(3) == ["waiting: wide", "  needs 3 slots of pool 'gpu', which has 2", "  `trellis pools set gpu 3`"])
+        // Nothing waits: no notes.
+        #expect(Views.text(Fixtures.run, now: Fixtures.now).allSatisfy { !$0.hasPrefix("waiting:") })
+    }
+
+    @Test func wrappingBreaksAtSpacesAndCutsOnlyWordsLongerThanALine() {
+        #expect(wrap("a bb ccc dddd", to: 6) == ["a bb", "ccc", "dddd"])
+        #expect(wrap("a bb ccc dddd", to: 8, indent: "  ", firstIndent: "> ") == ["> a bb", "  ccc", "  dddd"])
+        #expect(wrap("abcdefghij", to: 4) == ["abcd", "efgh", "ij"])
+        #expect(wrap("", to: 10).isEmpty)
+    }
+}

@@ -14,8 +14,8 @@ import TrellisWire
 /// The client API served for real: a fresh database, the DB-backed
 /// authenticator with one token per role, a `WireServer` on 127.0.0.1 port 0
 /// and `WireClient` connections over TCP. The executor host has c-instant
-/// loaded; with `scheduling`, `runChanged` drives a real `Scheduler` fed by
-/// the host's events, as trellisd's NOTIFY would.
+/// loaded; with `scheduling`, `runChanged` and `poolChanged` drive a real
+/// `Scheduler` fed by the host's events, as trellisd's NOTIFY would.
 struct APIFixture {
     let store: StateStore
     let server: WireServer
@@ -60,6 +60,9 @@ struct APIFixture {
                 },
                 runChanged: { runID in
                     changedRuns.withLock { $0.append(runID) }
+                    if scheduling { try? await scheduler.pass() }
+                },
+                poolChanged: { _ in
                     if scheduling { try? await scheduler.pass() }
                 },
                 cancelAttempt: { executor, request in

@@ -31,7 +31,7 @@ import TrellisWire
             guard trimmed.hasPrefix("rpc ") else { return nil }
             return String(trimmed.dropFirst(4).prefix { $0 != "(" })
         }
-        #expect(declared.count == 20)
+        #expect(declared.count == 24)
         #expect(Set(declared) == Set(APIAuthorization.requiredRole.keys))
         #expect(Set(declared) == Set(TrellisAPIService.methods))
         var services = WireServices()
@@ -47,8 +47,8 @@ import TrellisWire
     @Test func theRoleTableIsAirflowsViewerOperatorAdmin() throws {
         let byRole = Dictionary(grouping: APIAuthorization.requiredRole.keys, by: { APIAuthorization.requiredRole[$0]! }).mapValues { Set($0) }
         #expect(byRole[.operator] == ["SetDagPaused", "TriggerRun", "CancelRun", "ClearTasks", "MarkTask"])
-        #expect(byRole[.admin] == ["SubmitDag", "DeleteDag", "CreateToken", "ListTokens", "RevokeToken"])
-        #expect(byRole[.viewer]?.count == 10)
+        #expect(byRole[.admin] == ["SubmitDag", "DeleteDag", "CreateToken", "ListTokens", "RevokeToken", "SetPool", "DeletePool"])
+        #expect(byRole[.viewer]?.count == 12)
         let viewer = WireIdentity(role: .client, name: "x", subject: "viewer")
         #expect(throws: WireError(.permissionDenied, "TriggerRun requires the operator role; this token is viewer")) {
             _ = try APIAuthorization.authorize(viewer, method: "TriggerRun")

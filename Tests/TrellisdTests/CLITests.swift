@@ -350,6 +350,8 @@ import TrellisTestSupport
             (["runs", "show", "--help"], "help-runs-show.txt"),
             (["tasks", "logs", "--help"], "help-tasks-logs.txt"),
             (["tokens", "--help"], "help-tokens.txt"),
+            (["pools", "--help"], "help-pools.txt"),
+            (["pools", "set", "--help"], "help-pools-set.txt"),
         ] {
             let result = try await ChildProcess.run(try ChildProcess.builtProduct("trellis"), arguments, environment: trellis.environment)
             #expect(result.status == 0, "\(arguments): \(result.stderr)")

@@ -100,3 +100,36 @@ public func truncate(_ text: String, to width: Int) -> String {
     guard width > 1 else { return String(text.prefix(width)) }
     return String(text.prefix(width - 1)) + "…"
 }
+
+/// `text` broken at spaces into lines of at most `width` characters: the
+/// first starts with `firstIndent`, the others with `indent`. A word longer
+/// than a line is cut into pieces.
+public func wrap(_ text: String, to width: Int, indent: String = "", firstIndent: String = "") -> [String] {
+    var lines: [String] = []
+    var line = firstIndent
+    var lineHasWord = false
+    for word in text.split(separator: " ", omittingEmptySubsequences: true) {
+        var word = Substring(word)
+        while !word.isEmpty {
+            let prefix = lineHasWord ? line + " " : line
+            let room = width - prefix.count
+            if word.count <= room {
+                line = prefix + word
+                lineHasWord = true
+                word = ""
+            } else if lineHasWord {
+                lines.append(line)
+                line = indent
+                lineHasWord = false
+            } else {
+                // Alone on its line and still too long: cut it.
+                let cut = max(room, 1)
+                lines.append(prefix + word.prefix(cut))
+                word = word.dropFirst(cut)
+                line = indent
+            }
+        }
+    }
+    if lineHasWord { lines.append(line) }
+    return lines
+}

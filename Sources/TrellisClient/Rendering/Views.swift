@@ -144,6 +144,7 @@ public enum Views {
             "agent_name": .string(task.agentName),
             "pod_name": .string(task.podName),
             "failure_reason": .string(task.failureReason),
+            "waiting_reason": .string(task.waitingReason),
             "exit_code": task.hasExitCode ? .int(task.exitCode.value) : .null,
             "upstream": .strings(task.upstream),
         ])
@@ -167,7 +168,41 @@ public enum Views {
         lines = lines.map { truncate($0, to: terminal.width) }
         lines.append("")
         lines += grid(run.tasks, now: now).render(terminal)
+        lines += waitingNotes(run.tasks, width: terminal.width)
         return lines
+    }
+
+    /// Below the grid, once per reason: the tasks that wait for it and the
+    /// whole reason with its fix (the grid's REASON cell has only its
+    /// first clause), wrapped to `width`.
+    static func waitingNotes(_ tasks: [Trellis_V1_TaskInstance], width: Int) -> [String] {
+        var reasons: [String] = []
+        var waiting: [String: [String]] = [:]
+        for task in tasks where !task.waitingReason.isEmpty {
+            if waiting[task.waitingReason] == nil { reasons.append(task.waitingReason) }
+            waiting[task.waitingReason, default: []].append(task.taskID)
+        }
+        guard !reasons.isEmpty else { return [] }
+        var lines = [""]
+        for reason in reasons {
+            lines += wrap("waiting: " + (waiting[reason] ?? []).joined(separator: ", "), to: width, indent: "  ")
+            let (what, fix) = split(reason)
+            lines += wrap(what, to: width, indent: "    ", firstIndent: "  ")
+            if let fix { lines += wrap(fix, to: width, indent: "    ", firstIndent: "  ") }
+        }
+        return lines
+    }
+
+    /// A waiting reason's first clause, for the grid: "pool 'etl' does not
+    /// exist" of "pool 'etl' does not exist: create it with …".
+    static func shortReason(_ reason: String) -> String {
+        split(reason).what
+    }
+
+    /// What holds a task back, and what fixes it (after the first ": ").
+    private static func split(_ reason: String) -> (what: String, fix: String?) {
+        guard let colon = reason.range(of: ": ") else { return (reason, nil) }
+        return (String(reason[..<colon.lowerBound]), String(reason[colon.upperBound...]))
     }
 
     /// The task grid: state, try, duration, executor, where it ran, why it failed.
@@ -186,6 +221,11 @@ public enum Views {
                 let wait = Formatting.date(task.nextRetryAt)!.timeIntervalSince(now)
                 reason = (wait > 0 ? "retry in \(Formatting.duration(wait))" : "retry due") + (reason.isEmpty ? "" : "; \(reason)")
             }
+            var style = Style.bad
+            if !task.waitingReason.isEmpty {
+                reason = shortReason(task.waitingReason) + (reason.isEmpty ? "" : "; \(reason)")
+                style = .waiting
+            }
             let place = !task.agentName.isEmpty ? task.agentName : (!task.podName.isEmpty ? task.podName : "-")
             table.append([
                 .init(task.taskID),
@@ -196,7 +236,7 @@ public enum Views {
                     to: Formatting.date(task.hasEndDate ? task.endDate : nil), now: now)),
                 .init(task.executor.isEmpty ? "-" : task.executor),
                 .init(place),
-                .init(reason.isEmpty ? "" : reason, .bad),
+                .init(reason, style),
             ])
         }
         return table
@@ -261,6 +301,43 @@ public enum Views {
             table.append([
                 .init(executor.name), .init(executor.version.isEmpty ? "-" : executor.version),
                 .init("\(executor.queued)"), .init("\(executor.running)"), .init(executor.path),
+            ])
+        }
+        return table
+    }
+
+    // MARK: Pools
+
+    public static func document(_ pool: Trellis_V1_Pool) -> Document {
+        .object([
+            "name": .string(pool.name),
+            "slots": .int(pool.slots),
+            "description": .string(pool.description_p),
+            "running_slots": .int(pool.runningSlots),
+            "queued_slots": .int(pool.queuedSlots),
+            "scheduled_slots": .int(pool.scheduledSlots),
+            "open_slots": .int(pool.openSlots),
+        ])
+    }
+
+    public static func document(_ pools: Trellis_V1_ListPoolsResponse) -> Document {
+        .object(["pools": .list(pools.pools.map(document))])
+    }
+
+    /// Slots in use by state, then the slots free; a pool with tasks
+    /// waiting and no slot open shows OPEN in the waiting colour.
+    public static func table(_ pools: [Trellis_V1_Pool]) -> Table {
+        var table = Table([
+            .init("NAME", minimumWidth: 12), .init("SLOTS", rightAligned: true), .init("RUNNING", rightAligned: true),
+            .init("QUEUED", rightAligned: true), .init("SCHEDULED", rightAligned: true), .init("OPEN", rightAligned: true),
+            .init("DESCRIPTION", minimumWidth: 11),
+        ])
+        for pool in pools {
+            let starved = pool.scheduledSlots > 0 && pool.openSlots <= 0
+            table.append([
+                .init(pool.name), .init("\(pool.slots)"), .init("\(pool.runningSlots)"), .init("\(pool.queuedSlots)"),
+                .init("\(pool.scheduledSlots)"), .init("\(pool.openSlots)", starved ? .waiting : .plain),
+                .init(pool.description_p),
             ])
         }
         return table

@@ -35,6 +35,8 @@ public enum APIAuthorization {
         "GetTaskLog": .viewer,
         "ListAgents": .viewer,
         "ListExecutors": .viewer,
+        "ListPools": .viewer,
+        "GetPool": .viewer,
 
         "SetDagPaused": .operator,
         "TriggerRun": .operator,
@@ -47,6 +49,8 @@ public enum APIAuthorization {
         "CreateToken": .admin,
         "ListTokens": .admin,
         "RevokeToken": .admin,
+        "SetPool": .admin,
+        "DeletePool": .admin,
     ]
 
     /// `/trellis.v1.TrellisAPI/<method>`.

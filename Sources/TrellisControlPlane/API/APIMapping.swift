@@ -80,6 +80,10 @@ enum APIMapping {
             task.exitCode = value
         }
         task.upstream = upstream
+        if [.none, .scheduled, .upForRetry].contains(instance.state),
+           let reason = PoolAdvice.waitingReason(pool: instance.pool, poolSlots: instance.poolSlots, poolSize: row.poolSize) {
+            task.waitingReason = reason
+        }
         return task
     }
 
@@ -106,6 +110,18 @@ enum APIMapping {
         if let state = record.lastRunState { summary.lastRunState = runState(state) }
         if let date = record.lastRunLogicalDate { summary.lastRunLogicalDate = timestamp(date) }
         return summary
+    }
+
+    static func pool(_ record: PoolRecord) -> Trellis_V1_Pool {
+        var pool = Trellis_V1_Pool()
+        pool.name = record.name
+        pool.slots = Int32(clamping: record.slots)
+        pool.description_p = record.description
+        pool.queuedSlots = Int32(clamping: record.queuedSlots)
+        pool.runningSlots = Int32(clamping: record.runningSlots)
+        pool.openSlots = Int32(clamping: record.openSlots)
+        pool.scheduledSlots = Int32(clamping: record.scheduledSlots)
+        return pool
     }
 
     static func token(_ record: APITokenRecord) -> Trellis_V1_ApiToken {

@@ -20,6 +20,8 @@ extension TrellisAPIService {
         response.version = Int32(stored.version)
         response.changed = stored.isNew
         response.taskCount = Int32(dag.spec.tasks.count)
+        let pools = Dictionary(try await store.pools().map { ($0.name, $0.slots) }, uniquingKeysWith: { first, _ in first })
+        response.warnings = PoolAdvice.submissionWarnings(dag.spec.tasks, pools: pools)
         return response
     }
 

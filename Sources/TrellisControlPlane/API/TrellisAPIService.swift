@@ -74,6 +74,7 @@ public struct TrellisAPIService: Sendable {
     let statusProvider: @Sendable () async -> ServerStatusInfo
     let runChanged: @Sendable (Int64) async -> Void
     let dagUnpaused: @Sendable (String) async -> Void
+    let poolChanged: @Sendable (String) async -> Void
     let cancelAttempt: @Sendable (_ executor: String, _ request: Trellis_V1_CancelRequest) -> Void
 
     /// - Parameters:
@@ -87,6 +88,8 @@ public struct TrellisAPIService: Sendable {
     ///   - runChanged: called with a run's database id after TriggerRun,
     ///     ClearTasks, MarkTask and CancelRun, to wake the scheduler.
     ///   - dagUnpaused: called with a DAG id when SetDagPaused unpaused it.
+    ///   - poolChanged: called with a pool's name after SetPool created or
+    ///     resized it, to wake the scheduler for the tasks waiting on it.
     ///   - cancelAttempt: asks an executor to stop an attempt the API ended
     ///     (executor name, request); nil uses `executors.cancel`.
     public init(
@@ -98,6 +101,7 @@ public struct TrellisAPIService: Sendable {
         statusProvider: @escaping @Sendable () async -> ServerStatusInfo,
         runChanged: @escaping @Sendable (Int64) async -> Void = { _ in },
         dagUnpaused: @escaping @Sendable (String) async -> Void = { _ in },
+        poolChanged: @escaping @Sendable (String) async -> Void = { _ in },
         cancelAttempt: (@Sendable (_ executor: String, _ request: Trellis_V1_CancelRequest) -> Void)? = nil
     ) {
         self.store = store
@@ -108,6 +112,7 @@ public struct TrellisAPIService: Sendable {
         self.statusProvider = statusProvider
         self.runChanged = runChanged
         self.dagUnpaused = dagUnpaused
+        self.poolChanged = poolChanged
         self.cancelAttempt = cancelAttempt ?? { [executors] executor, request in
             // An executor that is gone has nothing left to stop.
             try? executors.cancel(request, on: executor)
@@ -136,13 +141,17 @@ public struct TrellisAPIService: Sendable {
         unary(&services, "CreateToken", createToken)
         unary(&services, "ListTokens", listTokens)
         unary(&services, "RevokeToken", revokeToken)
+        unary(&services, "ListPools", listPools)
+        unary(&services, "GetPool", getPool)
+        unary(&services, "SetPool", setPool)
+        unary(&services, "DeletePool", deletePool)
     }
 
     /// The methods `register(into:)` registers, by name (for tests and docs).
     public static let methods = [
         "Ping", "ServerStatus", "SubmitDag", "ListDags", "GetDag", "SetDagPaused", "DeleteDag", "TriggerRun", "ListRuns",
         "GetRun", "WatchRun", "CancelRun", "GetTaskLog", "ClearTasks", "MarkTask", "ListAgents", "ListExecutors",
-        "CreateToken", "ListTokens", "RevokeToken",
+        "CreateToken", "ListTokens", "RevokeToken", "ListPools", "GetPool", "SetPool", "DeletePool",
     ]
 
     // MARK: Registration with the role check

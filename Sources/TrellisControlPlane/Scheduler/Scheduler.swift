@@ -1,4 +1,5 @@
 public import Foundation
+public import Logging
 import TrellisCore
 import TrellisProto
 public import TrellisStore
@@ -43,14 +44,22 @@ public actor Scheduler {
     private let settings: Settings
     private let now: @Sendable () -> Date
     private let metrics: ControlPlaneMetrics?
+    private let logger: Logger
     /// Parsed DAG versions, by (dag id, version): versions never change.
     private var versions: [DagVersionKey: DagVersion] = [:]
+    /// The blocked pools logged already: each is logged once for as long
+    /// as tasks wait for it.
+    private var reportedPools: Set<BlockedPoolKey> = []
 
+    /// - Parameter logger: where warnings that need an operator go (a pool
+    ///   that tasks wait for in vain); by default nowhere.
     public init(
         store: StateStore, executors: ExecutorHost, settings: Settings = Settings(), metrics: ControlPlaneMetrics? = nil,
+        logger: Logger = Logger(label: "trellis.scheduler", factory: { _ in SwiftLogNoOpLogHandler() }),
         now: @escaping @Sendable () -> Date = { Date() }
     ) {
         self.metrics = metrics
+        self.logger = logger
         self.store = store
         self.executors = executors
         self.settings = settings
@@ -74,6 +83,7 @@ public actor Scheduler {
         }
         try await recordSLAMisses(running)
         try await dispatch()
+        try await reportBlockedPools()
         try await tickExecutors()
         metrics?.observeLoop(ContinuousClock.now - started)
         metrics?.schedulerHeartbeat()
@@ -89,6 +99,36 @@ public actor Scheduler {
             counts[name] = (previous.queued + count.queued, previous.running + count.running)
         }
         executors.tick(now: now(), counts: counts)
+    }
+
+    // MARK: Pools
+
+    /// Logs a warning, once, for each pool that ready task instances wait
+    /// for in vain, which `claimReady` passes over without a word: a pool
+    /// that does not exist (Airflow: "Tasks using non-existent pool '%s'
+    /// will not be scheduled"), or one with fewer slots than a task needs.
+    /// A pool fixed and later blocked again is logged again. Returns the
+    /// pools newly logged.
+    @discardableResult
+    public func reportBlockedPools() async throws -> [BlockedPool] {
+        let blocked = try await store.blockedPools()
+        let fresh = blocked.filter { !reportedPools.contains(BlockedPoolKey($0)) }
+        reportedPools = Set(blocked.map(BlockedPoolKey.init))
+        for pool in fresh {
+            var metadata: Logger.Metadata = [
+                "pool": "\(pool.name)", "waiting_task_instances": "\(pool.waiting)", "dags": "\(pool.dagIDs.joined(separator: ","))",
+            ]
+            if let slots = pool.slots {
+                metadata["slots"] = "\(slots)"
+                metadata["largest_pool_slots"] = "\(pool.largestNeed)"
+                metadata["fix"] = "trellis pools set \(pool.name) \(pool.largestNeed)"
+                logger.warning("tasks needing more slots than their pool has will not be scheduled until it grows", metadata: metadata)
+            } else {
+                metadata["fix"] = "trellis pools set \(pool.name) SLOTS"
+                logger.warning("tasks using a pool that does not exist will not be scheduled until it is created", metadata: metadata)
+            }
+        }
+        return fresh
     }
 
     // MARK: Lost agents and SLAs
@@ -621,4 +661,16 @@ extension String {
 extension Duration {
     var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
     var milliseconds: Int64 { components.seconds * 1_000 + components.attoseconds / 1_000_000_000_000_000 }
+}
+
+/// A pool reported blocked, and how: a pool that was missing and then
+/// exists but is too small is a new report.
+private struct BlockedPoolKey: Hashable {
+    var name: String
+    var missing: Bool
+
+    init(_ pool: BlockedPool) {
+        name = pool.name
+        missing = pool.slots == nil
+    }
 }

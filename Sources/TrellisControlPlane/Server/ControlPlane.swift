@@ -124,7 +124,7 @@ public final class ControlPlane: Sendable {
             taskQueuedTimeout: .milliseconds(configuration.taskQueuedTimeoutMillis),
             parallelism: configuration.parallelism,
             agentLostAfter: .milliseconds(configuration.heartbeatTTLMillis + configuration.agentGraceMillis)),
-            metrics: metrics)
+            metrics: metrics, logger: logger)
         let leader = LeaderLock(url)
         let listener = PostgresListener(url)
         do {
@@ -191,7 +191,8 @@ public final class ControlPlane: Sendable {
                     logger.warning("could not wake the scheduler; the next sweep will see the change", metadata: ["run": "\(runID)", "error": "\(error)"])
                 }
             },
-            dagUnpaused: { _ in try? await store.notifyRunChanged(nil) })
+            dagUnpaused: { _ in try? await store.notifyRunChanged(nil) },
+            poolChanged: { _ in try? await store.notifyRunChanged(nil) })
         var services = WireServices()
         api.register(into: &services)
         registry.register(into: &services)

@@ -337,9 +337,10 @@ private struct Parser {
     }
 }
 
-/// Airflow's rule for dag_id and task_id: letters, digits, '_', '-', '.';
-/// at most 250 characters.
-func identifierProblem(_ value: String, what: String) -> String? {
+/// Airflow's rule for dag_id, task_id and pool names: letters, digits, '_',
+/// '-', '.'; at most 250 characters. The problem with `value`, or nil if it
+/// is a valid identifier. The client API checks pool names with it too.
+public func identifierProblem(_ value: String, what: String) -> String? {
     guard !value.isEmpty else { return "must not be empty" }
     guard value.utf8.count <= 250 else { return "is longer than 250 characters" }
     let allowed = value.unicodeScalars.allSatisfy {

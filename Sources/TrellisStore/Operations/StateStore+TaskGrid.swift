@@ -10,6 +10,8 @@ public struct TaskGridRow: Sendable, Hashable {
     /// The latest attempt's failure reason and exit code, when it has them.
     public var failureReason: String?
     public var exitCode: Int?
+    /// The slots of the instance's pool; nil when no such pool exists.
+    public var poolSize: Int?
 }
 
 extension StateStore {
@@ -21,8 +23,9 @@ extension StateStore {
         let rows = try await pool.withSession { session in
             try session.query(
                 """
-                SELECT \(columns.joined(separator: ", ")), a.agent_name, a.pod_name, a.failure_reason, a.exit_code
+                SELECT \(columns.joined(separator: ", ")), a.agent_name, a.pod_name, a.failure_reason, a.exit_code, p.slots
                 FROM task_instance ti
+                LEFT JOIN pool p ON p.name = ti.pool
                 LEFT JOIN LATERAL (
                     SELECT agent_name, pod_name, failure_reason, exit_code FROM attempt
                     WHERE task_instance_id = ti.id ORDER BY id DESC LIMIT 1
@@ -38,7 +41,8 @@ extension StateStore {
                 agentName: try row.decodeIfPresent(base),
                 podName: try row.decodeIfPresent(base + 1),
                 failureReason: try row.decodeIfPresent(base + 2),
-                exitCode: try row.decodeIfPresent(base + 3))
+                exitCode: try row.decodeIfPresent(base + 3),
+                poolSize: try row.decodeIfPresent(base + 4))
         }
     }
 
