@@ -186,6 +186,7 @@ let package = Package(
                 "TrellisClient",
                 "TrellisCore",
                 "TrellisProto",
+                "TrellisWire",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSwift
@@ -215,6 +216,7 @@ let package = Package(
                 "TrellisStore",
                 "TrellisControlPlane",
                 "TrellisProcess",
+                "TrellisWire",
                 // `trellisd standalone` runs an agent in-process.
                 "TrellisAgent",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -231,6 +233,7 @@ let package = Package(
                 "TrellisAgent",
                 "TrellisCore",
                 "TrellisProcess",
+                "TrellisWire",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

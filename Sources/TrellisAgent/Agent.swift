@@ -36,7 +36,7 @@ public final class Agent: Sendable {
         public var flushTimeout: Duration = .seconds(10)
         /// Delays between reconnection attempts.
         public var backoff = Backoff()
-        public var version: String = AgentVersion.current
+        public var version: String = TrellisVersion.current
 
         public init(controlPlaneHost: String, controlPlanePort: Int, token: String, name: String, node: String, workDirectory: String) {
             self.controlPlaneHost = controlPlaneHost
@@ -110,7 +110,3 @@ public final class Agent: Sendable {
     }
 }
 
-/// The version trellis-agent reports in its handshake and registration.
-public enum AgentVersion {
-    public static let current = "0.1.0-dev"
-}

@@ -4,6 +4,7 @@ import Logging
 import TrellisAgent
 import TrellisLog
 import TrellisProcess
+import TrellisWire
 
 /// `trellis-agent`: runs on every node (a DaemonSet) or as a scaled worker;
 /// connects out to trellisd, registers, runs tasks as child processes,
@@ -19,7 +20,7 @@ struct TrellisAgentCommand: AsyncParsableCommand {
             the rest are cancelled, every event is reported, then exit 0. Exits 1 when the control \
             plane refuses the agent (wrong join token), 2 for bad options. docs/agent.md has the details.
             """,
-        version: AgentVersion.current
+        version: TrellisVersion.current
     )
 
     @Option(help: "host:port of trellisd's wire port (TRELLIS_AGENT_CONTROL_PLANE).")

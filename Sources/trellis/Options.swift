@@ -1,6 +1,7 @@
 public import ArgumentParser
 import Foundation
 import TrellisClient
+import TrellisWire
 
 /// Where to connect and with which token: every verb that talks to trellisd.
 struct ConnectionOptions: ParsableArguments {

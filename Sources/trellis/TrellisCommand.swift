@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import TrellisClient
+import TrellisWire
 
 /// `trellis`: the thin client of the Trellis control plane.
 struct TrellisCommand: AsyncParsableCommand {
@@ -29,11 +30,6 @@ struct TrellisCommand: AsyncParsableCommand {
         version: TrellisVersion.current,
         subcommands: [Dags.self, Runs.self, Tasks.self, Pools.self, Agents.self, Executors.self, Tokens.self, Status.self]
     )
-}
-
-/// The version every Trellis binary reports.
-enum TrellisVersion {
-    static let current = "0.1.0-dev"
 }
 
 /// Exit codes shared by every verb, in the habits of kubectl and the Airflow CLI.

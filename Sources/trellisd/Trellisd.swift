@@ -1,5 +1,6 @@
 import ArgumentParser
 import TrellisControlPlane
+import TrellisWire
 
 /// `trellisd`: the Trellis control plane.
 @main

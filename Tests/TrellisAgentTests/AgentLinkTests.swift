@@ -23,7 +23,7 @@ import TrellisWire
         #expect(registration.agent.pool == "etl")
         #expect(registration.agent.labels == ["zone": "a", "gpu": "false"])
         #expect(registration.agent.slots == 1)
-        #expect(registration.agent.version == AgentVersion.current)
+        #expect(registration.agent.version == TrellisVersion.current)
         #expect(registration.load.freeSlots == 1 && registration.load.running.isEmpty && !registration.load.draining)
         #expect(registration.endedUnreported.isEmpty)
         // Heartbeats come at a third of the 2 s TTL Register answered.

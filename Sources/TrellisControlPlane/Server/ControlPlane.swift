@@ -393,11 +393,6 @@ private final class ConnectionCounter: Sendable {
     func count(_ role: Trellis_V1_PeerRole) -> Int { counts.withLock { $0[role] ?? 0 } }
 }
 
-/// The version every binary reports.
-public enum TrellisVersion {
-    public static let current = "0.1.0-dev"
-}
-
 extension PluginLogLevel {
     var loggerLevel: Logger.Level {
         switch self {

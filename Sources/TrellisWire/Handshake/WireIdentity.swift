@@ -77,3 +77,9 @@ public enum WireProtocol {
     /// The protocol version this build speaks.
     public static let version: UInt32 = 1
 }
+
+/// The release every Trellis binary reports (`--version`, the handshake's
+/// `Hello.version` and `Welcome.server_version`, an agent's registration).
+public enum TrellisVersion {
+    public static let current = "0.1.0-dev"
+}
