@@ -60,6 +60,36 @@ import TrellisStore
         }
     }
 
+    @Test func tasksThatCannotRunDoNotCrowdOutOnesThatCan() async throws {
+        try await StoreFixture.with { store in
+            try await store.setPool("full", slots: 1)
+            // Dozens of high-priority tasks that cannot all run: in a pool
+            // that does not exist, in a pool of one slot, in a DAG of
+            // max_active_tasks 1.
+            var blocked: [(id: String, priority: Int, pool: String?, retries: Int)] = []
+            for index in 0..<20 {
+                blocked.append((id: "missing\(index)", priority: 100, pool: "missing", retries: 0))
+                blocked.append((id: "full\(index)", priority: 100, pool: "full", retries: 0))
+            }
+            _ = try await StoreFixture.scheduledRun(store, try StoreFixture.dag("blocked", tasks: blocked, maxActiveTasks: 1000))
+            _ = try await StoreFixture.scheduledRun(store, try StoreFixture.dag("busy", tasks: (0..<20).map { (id: "b\($0)", priority: 100, pool: nil, retries: 0) }, maxActiveTasks: 1))
+            _ = try await StoreFixture.scheduledRun(store, try StoreFixture.dag("runnable", tasks: [(id: "low", priority: 1, pool: nil, retries: 0)]))
+            // Each pass claims what fits; a pool or DAG it fills is looked
+            // past by the next. The low-priority task that can run is found
+            // once `full` and `busy` are at their limits, not hidden behind
+            // dozens of higher-priority tasks that cannot run.
+            var claimed: [ClaimedTask] = []
+            for _ in 0..<3 where !claimed.contains(where: { $0.taskID == "low" }) {
+                claimed += try await store.claimReady(limit: 2)
+            }
+            #expect(claimed.contains { $0.taskID == "low" }, "\(claimed.map(\.taskID))")
+            #expect(!claimed.contains { $0.pool == "missing" })
+            #expect(claimed.filter { $0.pool == "full" }.count == 1)
+            #expect(claimed.filter { $0.dagID == "busy" }.count == 1)
+            #expect(try await store.claimReady(limit: 10).isEmpty)
+        }
+    }
+
     @Test func concurrentClaimersNeverOverfillAPool() async throws {
         try await StoreFixture.with(connections: 8) { store in
             try await store.setPool("tight", slots: 5)

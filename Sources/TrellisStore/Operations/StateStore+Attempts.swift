@@ -113,15 +113,43 @@ extension StateStore {
                 limit = min(limit, parallelism - active)
                 if limit <= 0 { return [] }
             }
+            // The candidates leave out what cannot run now, as Airflow's
+            // scheduler leaves out starved pools and DAGs: a task whose pool
+            // is missing or has fewer open slots than it needs, or whose DAG
+            // is at max_active_tasks. Otherwise enough such tasks at a high
+            // priority would fill the window for good and hide every task
+            // that could run. A pool or DAG with some room may still fill a
+            // window: the pass claims what fits, and the next one, finding it
+            // full, looks past it. These counts are unlocked (the locked
+            // recount below decides), and go in as arrays so that the scan
+            // keeps to the ready index's priority order.
+            var openPools: [String] = []
+            var openSlots: [Int] = []
+            for row in try session.query(
+                """
+                SELECT p.name, p.slots - coalesce(
+                    (SELECT sum(busy.pool_slots) FROM task_instance busy WHERE busy.pool = p.name AND busy.state IN ('queued', 'running')), 0)
+                FROM pool p
+                """) {
+                openPools.append(try row.decode(0, as: String.self))
+                openSlots.append(try row.decode(1, as: Int.self))
+            }
+            let fullDags = try session.query(
+                """
+                SELECT d.dag_id FROM dag d JOIN task_instance busy ON busy.dag_id = d.dag_id AND busy.state IN ('queued', 'running')
+                GROUP BY d.dag_id, d.max_active_tasks HAVING count(*) >= d.max_active_tasks
+                """).map { row throws(PostgresError) in try row.decode(0, as: String.self) }
             let candidates = try session.query(
                 """
                 SELECT ti.id, ti.dag_id, ti.pool, ti.pool_slots, ti.updated_at FROM task_instance ti
                 JOIN dag_run r ON r.id = ti.dag_run_id
                 WHERE ti.state = 'scheduled' AND r.state = 'running'
                   AND ($2::text[] IS NULL OR ti.executor = ANY($2::text[]))
+                  AND ti.pool_slots <= coalesce(($4::int[])[array_position($3::text[], ti.pool)], -1)
+                  AND ti.dag_id <> ALL($5::text[])
                 ORDER BY ti.priority_weight DESC, ti.id
                 LIMIT $1 FOR UPDATE OF ti SKIP LOCKED
-                """, [limit * 4, executorFilter])
+                """, [limit * 4, executorFilter, PostgresArray(openPools), PostgresArray(openSlots), PostgresArray(fullDags)])
             if candidates.isEmpty { return [] }
             let rows = try candidates.map { row throws(PostgresError) in
                 (id: try row.decode(0, as: Int64.self), dag: try row.decode(1, as: String.self),
