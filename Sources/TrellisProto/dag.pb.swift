@@ -25,6 +25,48 @@ fileprivate nonisolated struct _GeneratedWithProtocGenSwiftVersion: SwiftProtobu
   typealias Version = _2
 }
 
+/// Airflow's weight_rule. The effective weight of a task is its own
+/// priority_weight plus, for DOWNSTREAM (Airflow's default), the
+/// priority_weight of every task downstream of it, direct or not; for
+/// UPSTREAM, of every task upstream of it; for ABSOLUTE, nothing more.
+public nonisolated enum Trellis_V1_WeightRule: SwiftProtobuf.Enum, Swift.CaseIterable {
+  public typealias RawValue = Int
+  case downstream // = 0
+  case upstream // = 1
+  case absolute // = 2
+  case UNRECOGNIZED(Int)
+
+  public init() {
+    self = .downstream
+  }
+
+  public init?(rawValue: Int) {
+    switch rawValue {
+    case 0: self = .downstream
+    case 1: self = .upstream
+    case 2: self = .absolute
+    default: self = .UNRECOGNIZED(rawValue)
+    }
+  }
+
+  public var rawValue: Int {
+    switch self {
+    case .downstream: return 0
+    case .upstream: return 1
+    case .absolute: return 2
+    case .UNRECOGNIZED(let i): return i
+    }
+  }
+
+  // The compiler won't synthesize support with the UNRECOGNIZED case.
+  public static let allCases: [Trellis_V1_WeightRule] = [
+    .downstream,
+    .upstream,
+    .absolute,
+  ]
+
+}
+
 /// What happens to a task's pod when the task ends.
 public nonisolated enum Trellis_V1_OnFinishAction: SwiftProtobuf.Enum, Swift.CaseIterable {
   public typealias RawValue = Int
@@ -252,6 +294,13 @@ public nonisolated struct Trellis_V1_TaskSpec: @unchecked Sendable {
     set {_uniqueStorage()._executorConfigJson = newValue}
   }
 
+  /// How priority_weight becomes the weight ready tasks are ordered by
+  /// (Airflow's weight_rule).
+  public var weightRule: Trellis_V1_WeightRule {
+    get {_storage._weightRule}
+    set {_uniqueStorage()._weightRule = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   /// What the executor runs.
@@ -448,6 +497,10 @@ public nonisolated struct Trellis_V1_ProcessTaskSpec: Sendable {
 
 fileprivate nonisolated let _protobuf_package = "trellis.v1"
 
+nonisolated extension Trellis_V1_WeightRule: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0WEIGHT_RULE_DOWNSTREAM\0\u{1}WEIGHT_RULE_UPSTREAM\0\u{1}WEIGHT_RULE_ABSOLUTE\0")
+}
+
 nonisolated extension Trellis_V1_OnFinishAction: SwiftProtobuf._ProtoNameProviding {
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ON_FINISH_ACTION_DELETE_POD\0\u{1}ON_FINISH_ACTION_DELETE_SUCCEEDED_POD\0\u{1}ON_FINISH_ACTION_KEEP_POD\0")
 }
@@ -543,7 +596,7 @@ nonisolated extension Trellis_V1_DagSpec: SwiftProtobuf.Message, SwiftProtobuf._
 
 nonisolated extension Trellis_V1_TaskSpec: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".TaskSpec"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}task_id\0\u{1}owner\0\u{1}upstream\0\u{1}retries\0\u{3}retry_delay\0\u{3}retry_exponential_backoff\0\u{3}max_retry_delay\0\u{3}execution_timeout\0\u{3}depends_on_past\0\u{3}trigger_rule\0\u{3}priority_weight\0\u{1}pool\0\u{3}pool_slots\0\u{1}sla\0\u{1}executor\0\u{2}\u{5}pod\0\u{1}process\0\u{3}executor_config_json\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}task_id\0\u{1}owner\0\u{1}upstream\0\u{1}retries\0\u{3}retry_delay\0\u{3}retry_exponential_backoff\0\u{3}max_retry_delay\0\u{3}execution_timeout\0\u{3}depends_on_past\0\u{3}trigger_rule\0\u{3}priority_weight\0\u{1}pool\0\u{3}pool_slots\0\u{1}sla\0\u{1}executor\0\u{2}\u{5}pod\0\u{1}process\0\u{3}executor_config_json\0\u{3}weight_rule\0")
 
   fileprivate class _StorageClass {
     var _taskID: String = String()
@@ -563,6 +616,7 @@ nonisolated extension Trellis_V1_TaskSpec: SwiftProtobuf.Message, SwiftProtobuf.
     var _executor: String = String()
     var _spec: Trellis_V1_TaskSpec.OneOf_Spec?
     var _executorConfigJson: String = String()
+    var _weightRule: Trellis_V1_WeightRule = .downstream
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -590,6 +644,7 @@ nonisolated extension Trellis_V1_TaskSpec: SwiftProtobuf.Message, SwiftProtobuf.
       _executor = source._executor
       _spec = source._spec
       _executorConfigJson = source._executorConfigJson
+      _weightRule = source._weightRule
     }
   }
 
@@ -650,6 +705,7 @@ nonisolated extension Trellis_V1_TaskSpec: SwiftProtobuf.Message, SwiftProtobuf.
           }
         }()
         case 22: try { try decoder.decodeSingularStringField(value: &_storage._executorConfigJson) }()
+        case 23: try { try decoder.decodeSingularEnumField(value: &_storage._weightRule) }()
         default: break
         }
       }
@@ -721,6 +777,9 @@ nonisolated extension Trellis_V1_TaskSpec: SwiftProtobuf.Message, SwiftProtobuf.
       if !_storage._executorConfigJson.isEmpty {
         try visitor.visitSingularStringField(value: _storage._executorConfigJson, fieldNumber: 22)
       }
+      if _storage._weightRule != .downstream {
+        try visitor.visitSingularEnumField(value: _storage._weightRule, fieldNumber: 23)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -747,6 +806,7 @@ nonisolated extension Trellis_V1_TaskSpec: SwiftProtobuf.Message, SwiftProtobuf.
         if _storage._executor != rhs_storage._executor {return false}
         if _storage._spec != rhs_storage._spec {return false}
         if _storage._executorConfigJson != rhs_storage._executorConfigJson {return false}
+        if _storage._weightRule != rhs_storage._weightRule {return false}
         return true
       }
       if !storagesAreEqual {return false}

@@ -60,6 +60,35 @@ import TrellisStore
         }
     }
 
+    @Test func claimsFollowTheWeightRule() async throws {
+        try await StoreFixture.with { store in
+            for rule in ["downstream", "absolute"] {
+                // x1 waits for nothing and two tasks wait for it; y1 has a
+                // higher weight of its own.
+                let dag = try DagFile.parse("""
+                    dag_id: weights_\(rule)
+                    default_args: {executor: persistent-pool, command: ["true"], weight_rule: \(rule)}
+                    tasks:
+                      - {task_id: x1, priority_weight: 1}
+                      - {task_id: x2, priority_weight: 1, upstream: [x1]}
+                      - {task_id: x3, priority_weight: 1, upstream: [x2]}
+                      - {task_id: y1, priority_weight: 2}
+                    """, file: "weights.yaml")
+                try await store.submitDag(dag)
+                let (run, _) = try await store.createRun(dagID: dag.spec.dagID, logicalDate: Date(timeIntervalSince1970: 0))
+                try await store.startQueuedRuns()
+                let instances = try await store.taskInstances(runID: run.id)
+                #expect(Dictionary(uniqueKeysWithValues: instances.map { ($0.taskID, $0.priorityWeight) })
+                        == (rule == "downstream" ? ["x1": 3, "x2": 2, "x3": 1, "y1": 2] : ["x1": 1, "x2": 1, "x3": 1, "y1": 2]))
+                let roots = instances.filter { ["x1", "y1"].contains($0.taskID) }
+                _ = try await store.transition(roots.map { TransitionRequest(taskInstanceID: $0.id, event: .schedule, expected: .none) })
+                let first = try await store.claimReady(limit: 1)
+                #expect(first.map(\.taskID) == [rule == "downstream" ? "x1" : "y1"], "\(rule)")
+                _ = try await store.claimReady(limit: 10)
+            }
+        }
+    }
+
     @Test func tasksThatCannotRunDoNotCrowdOutOnesThatCan() async throws {
         try await StoreFixture.with { store in
             try await store.setPool("full", slots: 1)

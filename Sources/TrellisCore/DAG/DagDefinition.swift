@@ -47,6 +47,7 @@ public enum AirflowDefaults {
     public static let retryDelayMillis: Int64 = 300_000
     public static let triggerRule = TriggerRule.allSuccess
     public static let priorityWeight = 1
+    public static let weightRule = WeightRule.downstream
     public static let pool = "default_pool"
     public static let poolSlots = 1
     public static let maxActiveRuns = 16

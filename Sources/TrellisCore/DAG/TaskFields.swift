@@ -16,6 +16,7 @@ struct TaskFields {
     var dependsOnPast: Located<Bool>?
     var triggerRule: Located<TriggerRule>?
     var priorityWeight: Located<Int>?
+    var weightRule: Located<WeightRule>?
     var pool: Located<String>?
     var poolSlots: Located<Int>?
     var sla: Located<Int64>?
@@ -62,7 +63,7 @@ struct TaskFields {
     /// The keys every task may have.
     static let commonKeys: [String] = [
         "owner", "executor", "retries", "retry_delay", "retry_exponential_backoff", "max_retry_delay",
-        "execution_timeout", "depends_on_past", "trigger_rule", "priority_weight", "pool", "pool_slots",
+        "execution_timeout", "depends_on_past", "trigger_rule", "priority_weight", "weight_rule", "pool", "pool_slots",
         "sla", "executor_config",
     ]
 
@@ -124,6 +125,7 @@ struct TaskFields {
         dependsOnPast = reader.bool("depends_on_past")
         triggerRule = reader.oneOf("trigger_rule", TriggerRule.allCases.map { ($0.rawValue, $0) })
         priorityWeight = reader.int("priority_weight", in: -1_000_000...1_000_000)
+        weightRule = reader.oneOf("weight_rule", WeightRule.allCases.map { ($0.rawValue, $0) })
         pool = reader.string("pool")
         poolSlots = reader.int("pool_slots", in: 1...10_000)
         sla = reader.duration("sla")
@@ -223,7 +225,7 @@ struct TaskFields {
         }
         take(\.owner); take(\.executor); take(\.retries); take(\.retryDelay); take(\.retryExponentialBackoff)
         take(\.maxRetryDelay); take(\.executionTimeout); take(\.dependsOnPast); take(\.triggerRule)
-        take(\.priorityWeight); take(\.pool); take(\.poolSlots); take(\.sla); take(\.executorConfig)
+        take(\.priorityWeight); take(\.weightRule); take(\.pool); take(\.poolSlots); take(\.sla); take(\.executorConfig)
         if kind != .pod {
             take(\.command); take(\.env); take(\.workingDir); take(\.queue)
         }

@@ -55,6 +55,7 @@ struct TaskResolver {
         spec.dependsOnPast = fields.dependsOnPast?.value ?? false
         spec.triggerRule = (fields.triggerRule?.value ?? AirflowDefaults.triggerRule).proto
         spec.priorityWeight = Int32(fields.priorityWeight?.value ?? AirflowDefaults.priorityWeight)
+        spec.weightRule = (fields.weightRule?.value ?? AirflowDefaults.weightRule).proto
         if let pool = fields.pool, let problem = identifierProblem(pool.value, what: "pool") {
             report(pool.mark, "pool", problem)
         }

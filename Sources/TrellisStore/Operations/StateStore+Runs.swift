@@ -106,7 +106,9 @@ extension StateStore {
                     run.id, dagID,
                     PostgresArray(tasks.map(\.taskID)),
                     PostgresArray(tasks.map { Int(max(0, $0.retries)) }),
-                    PostgresArray(tasks.map { Int($0.priorityWeight) }),
+                    // The weight claims order by: priority_weight under
+                    // the task's weight_rule (Airflow's priority_weight_total).
+                    PostgresArray(PriorityWeights.effective(spec)),
                     PostgresArray(tasks.map { $0.pool.isEmpty ? "default_pool" : $0.pool }),
                     PostgresArray(tasks.map { Int(max(0, $0.poolSlots)) }),
                     PostgresArray(tasks.map { $0.process.queue }),

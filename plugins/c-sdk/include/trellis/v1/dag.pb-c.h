@@ -32,6 +32,18 @@ typedef struct Trellis__V1__ProcessTaskSpec Trellis__V1__ProcessTaskSpec;
 /* --- enums --- */
 
 /*
+ * Airflow's weight_rule. The effective weight of a task is its own
+ * priority_weight plus, for DOWNSTREAM (Airflow's default), the
+ * priority_weight of every task downstream of it, direct or not; for
+ * UPSTREAM, of every task upstream of it; for ABSOLUTE, nothing more.
+ */
+typedef enum _Trellis__V1__WeightRule {
+  TRELLIS__V1__WEIGHT_RULE__WEIGHT_RULE_DOWNSTREAM = 0,
+  TRELLIS__V1__WEIGHT_RULE__WEIGHT_RULE_UPSTREAM = 1,
+  TRELLIS__V1__WEIGHT_RULE__WEIGHT_RULE_ABSOLUTE = 2
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(TRELLIS__V1__WEIGHT_RULE)
+} Trellis__V1__WeightRule;
+/*
  * What happens to a task's pod when the task ends.
  */
 typedef enum _Trellis__V1__OnFinishAction {
@@ -129,6 +141,11 @@ struct  Trellis__V1__TaskSpec
    * object (Airflow's `executor_config`).
    */
   char *executor_config_json;
+  /*
+   * How priority_weight becomes the weight ready tasks are ordered by
+   * (Airflow's weight_rule).
+   */
+  Trellis__V1__WeightRule weight_rule;
   Trellis__V1__TaskSpec__SpecCase spec_case;
   union {
     Trellis__V1__PodTaskSpec *pod;
@@ -137,7 +154,7 @@ struct  Trellis__V1__TaskSpec
 };
 #define TRELLIS__V1__TASK_SPEC__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&trellis__v1__task_spec__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, 0, NULL, 0, NULL, NULL, 0, TRELLIS__V1__TRIGGER_RULE__TRIGGER_RULE_ALL_SUCCESS, 0, (char *)protobuf_c_empty_string, 0, NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, TRELLIS__V1__TASK_SPEC__SPEC__NOT_SET, {0} }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, 0, NULL, 0, NULL, NULL, 0, TRELLIS__V1__TRIGGER_RULE__TRIGGER_RULE_ALL_SUCCESS, 0, (char *)protobuf_c_empty_string, 0, NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, TRELLIS__V1__WEIGHT_RULE__WEIGHT_RULE_DOWNSTREAM, TRELLIS__V1__TASK_SPEC__SPEC__NOT_SET, {0} }
 
 
 struct  Trellis__V1__PodTaskSpec__LabelsEntry
@@ -473,6 +490,7 @@ typedef void (*Trellis__V1__ProcessTaskSpec_Closure)
 
 /* --- descriptors --- */
 
+extern const ProtobufCEnumDescriptor    trellis__v1__weight_rule__descriptor;
 extern const ProtobufCEnumDescriptor    trellis__v1__on_finish_action__descriptor;
 extern const ProtobufCMessageDescriptor trellis__v1__dag_spec__descriptor;
 extern const ProtobufCMessageDescriptor trellis__v1__task_spec__descriptor;

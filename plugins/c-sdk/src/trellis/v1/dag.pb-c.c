@@ -488,7 +488,7 @@ const ProtobufCMessageDescriptor trellis__v1__dag_spec__descriptor =
   (ProtobufCMessageInit) trellis__v1__dag_spec__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor trellis__v1__task_spec__field_descriptors[18] =
+static const ProtobufCFieldDescriptor trellis__v1__task_spec__field_descriptors[19] =
 {
   {
     "task_id",
@@ -706,6 +706,18 @@ static const ProtobufCFieldDescriptor trellis__v1__task_spec__field_descriptors[
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "weight_rule",
+    23,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Trellis__V1__TaskSpec, weight_rule),
+    &trellis__v1__weight_rule__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned trellis__v1__task_spec__field_indices_by_name[] = {
   8,   /* field[8] = depends_on_past */
@@ -726,12 +738,13 @@ static const unsigned trellis__v1__task_spec__field_indices_by_name[] = {
   0,   /* field[0] = task_id */
   9,   /* field[9] = trigger_rule */
   2,   /* field[2] = upstream */
+  18,   /* field[18] = weight_rule */
 };
 static const ProtobufCIntRange trellis__v1__task_spec__number_ranges[2 + 1] =
 {
   { 1, 0 },
   { 20, 15 },
-  { 0, 18 }
+  { 0, 19 }
 };
 const ProtobufCMessageDescriptor trellis__v1__task_spec__descriptor =
 {
@@ -741,7 +754,7 @@ const ProtobufCMessageDescriptor trellis__v1__task_spec__descriptor =
   "Trellis__V1__TaskSpec",
   "trellis.v1",
   sizeof(Trellis__V1__TaskSpec),
-  18,
+  19,
   trellis__v1__task_spec__field_descriptors,
   trellis__v1__task_spec__field_indices_by_name,
   2,  trellis__v1__task_spec__number_ranges,
@@ -1466,6 +1479,36 @@ const ProtobufCMessageDescriptor trellis__v1__process_task_spec__descriptor =
   1,  trellis__v1__process_task_spec__number_ranges,
   (ProtobufCMessageInit) trellis__v1__process_task_spec__init,
   NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCEnumValue trellis__v1__weight_rule__enum_values_by_number[3] =
+{
+  { "WEIGHT_RULE_DOWNSTREAM", "TRELLIS__V1__WEIGHT_RULE__WEIGHT_RULE_DOWNSTREAM", 0 },
+  { "WEIGHT_RULE_UPSTREAM", "TRELLIS__V1__WEIGHT_RULE__WEIGHT_RULE_UPSTREAM", 1 },
+  { "WEIGHT_RULE_ABSOLUTE", "TRELLIS__V1__WEIGHT_RULE__WEIGHT_RULE_ABSOLUTE", 2 },
+};
+static const ProtobufCIntRange trellis__v1__weight_rule__value_ranges[] = {
+{0, 0},{0, 3}
+};
+static const ProtobufCEnumValueIndex trellis__v1__weight_rule__enum_values_by_name[3] =
+{
+  { "WEIGHT_RULE_ABSOLUTE", 2 },
+  { "WEIGHT_RULE_DOWNSTREAM", 0 },
+  { "WEIGHT_RULE_UPSTREAM", 1 },
+};
+const ProtobufCEnumDescriptor trellis__v1__weight_rule__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "trellis.v1.WeightRule",
+  "WeightRule",
+  "Trellis__V1__WeightRule",
+  "trellis.v1",
+  3,
+  trellis__v1__weight_rule__enum_values_by_number,
+  3,
+  trellis__v1__weight_rule__enum_values_by_name,
+  1,
+  trellis__v1__weight_rule__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
 static const ProtobufCEnumValue trellis__v1__on_finish_action__enum_values_by_number[3] =
 {
