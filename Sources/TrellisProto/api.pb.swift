@@ -1152,7 +1152,7 @@ public nonisolated struct Trellis_V1_Pool: Sendable {
 
   public var name: String = String()
 
-  /// 0 holds every task of the pool back.
+  /// 0 holds every task of the pool back; -1 is unlimited (as in Airflow).
   public var slots: Int32 = 0
 
   public var description_p: String = String()
@@ -1164,7 +1164,8 @@ public nonisolated struct Trellis_V1_Pool: Sendable {
   public var runningSlots: Int32 = 0
 
   /// slots - queued_slots - running_slots; negative after the pool was made
-  /// smaller than what it has in use.
+  /// smaller than what it has in use; -1 for an unlimited pool (as Airflow's
+  /// API says it: slots tells the two apart).
   public var openSlots: Int32 = 0
 
   /// Slots wanted by scheduled task instances (ready, waiting for a slot).

@@ -64,39 +64,48 @@ struct Pools: AsyncParsableCommand {
             commandName: "set",
             abstract: "Create a pool, or change its slots (admin).",
             discussion: """
-                SLOTS is 0 or more; 0 holds every task of the pool back. There is no unlimited \
-                pool (Airflow's -1): give more slots than its tasks could use. Making a pool \
-                smaller than what it has in use stops nothing: no new task starts until enough \
-                slots are free. Without --description an existing pool keeps its own.
+                SLOTS is 0 or more (0 holds every task of the pool back), or `unlimited` \
+                (Airflow's -1, which `-- -1` also gives). Making a pool smaller than what it \
+                has in use stops nothing: no new task starts until enough slots are free. \
+                Without --description an existing pool keeps its own.
 
                 Examples:
                   trellis pools set etl 8 --description "ETL jobs"
                   trellis pools set default_pool 256
+                  trellis pools set sensors unlimited
                 """
         )
         @Argument(help: "The pool's name: letters, digits, '_', '-' and '.'.") var name: String
-        @Argument(help: "How many slots it has.") var slots: Int32
+        @Argument(help: ArgumentHelp("How many slots it has, or unlimited.", valueName: "slots")) var slots: String
         @Option(help: ArgumentHelp("What the pool is for.", valueName: "text")) var description: String?
         @OptionGroup var output: OutputOptions
         @OptionGroup var connection: ConnectionOptions
 
+        /// `slots` as the API takes it: -1 for unlimited.
+        var count: Int32? {
+            if slots == "unlimited" { return -1 }
+            guard let number = Int32(slots), number >= -1 else { return nil }
+            return number
+        }
+
         func validate() throws {
-            guard slots >= 0 else {
-                throw ValidationError("SLOTS must be 0 or more, not \(slots): there is no unlimited pool; give more slots than its tasks could use")
+            guard count != nil else {
+                throw ValidationError("SLOTS must be 0 or more, or unlimited (-1), not '\(slots)'")
             }
         }
 
         func run() async throws {
             var request = Trellis_V1_SetPoolRequest()
             request.name = name
-            request.slots = slots
+            request.slots = count ?? 0
             if let description { request.description_p = description }
             let response: Trellis_V1_SetPoolResponse = try await connection.with("pools set") { try await $0.call("SetPool", request) }
             let pool = response.pool
             emit(output.output, .object(["pool": Views.document(pool), "created": .bool(response.created)])) {
-                ["pool \(pool.name) \(response.created ? "created" : "set") with \(pool.slots) slot\(pool.slots == 1 ? "" : "s") (\(pool.openSlots) open)"]
+                let size = pool.slots == -1 ? "unlimited slots" : "\(pool.slots) slot\(pool.slots == 1 ? "" : "s") (\(pool.openSlots) open)"
+                return ["pool \(pool.name) \(response.created ? "created" : "set") with \(size)"]
             }
-            if pool.openSlots < 0 {
+            if pool.slots != -1, pool.openSlots < 0 {
                 let used = pool.runningSlots + pool.queuedSlots
                 printError("note: pool \(pool.name) has \(used) slot\(used == 1 ? "" : "s") in use, more than its \(pool.slots); tasks already queued or running go on, and no new task of the pool starts until it has open slots")
             }

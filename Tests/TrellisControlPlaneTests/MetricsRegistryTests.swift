@@ -183,7 +183,7 @@ import TrellisStore
         metrics.setQueued(executor: "persistent-pool", count: 4)
         metrics.setRunning(executor: "persistent-pool", count: 7)
         metrics.setOpenSlots(executor: "persistent-pool", count: 25)
-        metrics.setPools(["default_pool": PoolSlots(queued: 1, running: 2, open: 125), "gpu": PoolSlots(queued: 0, running: 4, open: 0)])
+        metrics.setPools(["default_pool": PoolSlots(queued: 1, running: 2, open: 125), "gpu": PoolSlots(queued: 0, running: 4, open: 0), "any": PoolSlots(queued: 0, running: 9, open: nil)])
         metrics.setAgentsConnected(3)
         metrics.schedulerHeartbeat()
         metrics.schedulerHeartbeat()
@@ -211,6 +211,7 @@ import TrellisStore
             #"trellis_pool_queued_slots{pool="default_pool"} 1"#,
             #"trellis_pool_running_slots{pool="gpu"} 4"#,
             #"trellis_pool_open_slots{pool="default_pool"} 125"#,
+            #"trellis_pool_open_slots{pool="any"} +Inf"#,  // unlimited
             #"trellis_agents_connected 3"#,
             #"trellis_scheduler_heartbeat_total 2"#,
             #"trellis_leader 1"#,

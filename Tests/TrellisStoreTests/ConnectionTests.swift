@@ -72,7 +72,7 @@ import TrellisTestSupport
             await #expect(throws: PostgresError.self) {
                 try await connection.transaction { session in
                     try session.query("INSERT INTO pool (name, slots) VALUES ($1, $2)", ["a", 1])
-                    try session.query("INSERT INTO pool (name, slots) VALUES ($1, $2)", ["b", -1])
+                    try session.query("INSERT INTO pool (name, slots) VALUES ($1, $2)", ["b", -2])  // violates the check
                 }
             }
             let count = try await connection.withSession { try $0.query("SELECT count(*) FROM pool WHERE name IN ('a', 'b')")[0].decode(0, as: Int.self) }

@@ -34,7 +34,26 @@ import TrellisStore
             try await store.setPool("default_pool", slots: 7)
             #expect(try await store.pool(named: "default_pool")?.description == "Default pool")
             #expect(try await store.pool(named: "nope") == nil)
-            await #expect(throws: PostgresError.self) { try await store.setPool("bad", slots: -1) }
+            await #expect(throws: PostgresError.self) { try await store.setPool("bad", slots: -2) }
+        }
+    }
+
+    @Test func anUnlimitedPoolNeverHoldsATaskBack() async throws {
+        try await StoreFixture.with { store in
+            try await store.setPool("any", slots: PoolRecord.unlimited)
+            let any = try #require(try await store.pool(named: "any"))
+            #expect(any.isUnlimited && any.openSlots == -1)
+            var yaml = "dag_id: unlimited\nmax_active_tasks: 1000\ndefault_args: {executor: persistent-pool, command: [\"true\"], pool: any}\ntasks:\n"
+            for index in 0..<30 { yaml += "  - {task_id: t\(index), pool_slots: \(index % 2 == 0 ? 1 : 7)}\n" }
+            _ = try await StoreFixture.scheduledRun(store, try DagFile.parse(yaml, file: "unlimited.yaml"))
+            #expect(try await store.blockedPools().isEmpty)
+            #expect(try await store.claimReady(limit: 100).count == 30)
+            let busy = try #require(try await store.pool(named: "any"))
+            #expect(busy.queuedSlots == 15 + 15 * 7)
+            #expect(busy.openSlots == -1)
+            // Limited again: what is queued stays, nothing new fits.
+            try await store.setPool("any", slots: 4)
+            #expect(try #require(try await store.pool(named: "any")).openSlots == 4 - 120)
         }
     }
 

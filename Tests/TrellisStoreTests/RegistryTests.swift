@@ -42,7 +42,7 @@ import TrellisStore
             try await store.deletePool("gpu")
             await #expect(throws: PostgresError.self) { try await store.deletePool("gpu") }
             await #expect(throws: PostgresError.self) { try await store.deletePool("default_pool") }
-            await #expect(throws: PostgresError.self) { try await store.setPool("bad", slots: -1) }
+            await #expect(throws: PostgresError.self) { try await store.setPool("bad", slots: -2) }
         }
     }
 

@@ -333,10 +333,12 @@ public enum Views {
             .init("DESCRIPTION", minimumWidth: 11),
         ])
         for pool in pools {
-            let starved = pool.scheduledSlots > 0 && pool.openSlots <= 0
+            // -1: unlimited (Airflow's), whose open slots the API gives as -1.
+            let unlimited = pool.slots == -1
+            let starved = !unlimited && pool.scheduledSlots > 0 && pool.openSlots <= 0
             table.append([
-                .init(pool.name), .init("\(pool.slots)"), .init("\(pool.runningSlots)"), .init("\(pool.queuedSlots)"),
-                .init("\(pool.scheduledSlots)"), .init("\(pool.openSlots)", starved ? .waiting : .plain),
+                .init(pool.name), .init(unlimited ? "unlimited" : "\(pool.slots)"), .init("\(pool.runningSlots)"), .init("\(pool.queuedSlots)"),
+                .init("\(pool.scheduledSlots)"), .init(unlimited ? "unlimited" : "\(pool.openSlots)", starved ? .waiting : .plain),
                 .init(pool.description_p),
             ])
         }

@@ -1,4 +1,5 @@
 import TrellisProto
+import TrellisStore
 
 /// What users are told about pools that keep tasks from running: the
 /// `SubmitDag` warnings and a waiting instance's `waiting_reason`. A task
@@ -14,19 +15,19 @@ enum PoolAdvice {
     /// pool exists and is large enough.
     static func waitingReason(pool: String, poolSlots: Int, poolSize: Int?) -> String? {
         guard let poolSize else { return "pool '\(pool)' does not exist: create it with \(fix(pool))" }
-        guard poolSize < poolSlots else { return nil }
+        guard poolSize != PoolRecord.unlimited, poolSize < poolSlots else { return nil }
         return "needs \(poolSlots) slots of pool '\(pool)', which has \(poolSize): \(fix(pool, slots: poolSlots))"
     }
 
     /// One warning per pool the tasks name that does not exist or has fewer
     /// slots than a task needs, in the order the pools first appear.
-    /// `pools` maps the existing pools to their slots.
+    /// `pools` maps the existing pools to their slots (-1: unlimited).
     static func submissionWarnings(_ tasks: [Trellis_V1_TaskSpec], pools: [String: Int]) -> [String] {
         var order: [String] = []
         var blocked: [String: [Trellis_V1_TaskSpec]] = [:]
         for task in tasks {
             let need = Int(task.poolSlots)
-            if let size = pools[task.pool], size >= need { continue }
+            if let size = pools[task.pool], size == PoolRecord.unlimited || size >= need { continue }
             if blocked[task.pool] == nil { order.append(task.pool) }
             blocked[task.pool, default: []].append(task)
         }

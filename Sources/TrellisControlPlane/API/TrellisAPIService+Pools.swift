@@ -24,11 +24,8 @@ extension TrellisAPIService {
         if let problem = identifierProblem(request.name, what: "pool") {
             throw WireError(.invalidArgument, "pool name \(problem)")
         }
-        guard request.slots >= 0 else {
-            throw WireError(.invalidArgument, """
-                slots must be 0 or more, not \(request.slots): Trellis has no unlimited pool (Airflow's -1); \
-                give more slots than the pool's tasks could ever use, e.g. 10000
-                """)
+        guard request.slots >= Int32(PoolRecord.unlimited) else {
+            throw WireError(.invalidArgument, "slots must be 0 or more, or -1 for an unlimited pool (as in Airflow), not \(request.slots)")
         }
         let created = try await store.setPool(
             request.name, slots: Int(request.slots), description: request.hasDescription_p ? request.description_p : nil)

@@ -134,14 +134,14 @@ public final class ControlPlaneMetrics: Sendable {
     public func setPool(_ pool: String, slots: PoolSlots) {
         poolQueued.set(Double(slots.queued), labels: [pool])
         poolRunning.set(Double(slots.running), labels: [pool])
-        poolOpen.set(Double(slots.open), labels: [pool])
+        poolOpen.set(slots.openValue, labels: [pool])
     }
 
     /// Every pool's slots now; pools missing from `pools` stop being reported.
     public func setPools(_ pools: [String: PoolSlots]) {
         poolQueued.replaceAll(Dictionary(uniqueKeysWithValues: pools.map { ([$0.key], Double($0.value.queued)) }))
         poolRunning.replaceAll(Dictionary(uniqueKeysWithValues: pools.map { ([$0.key], Double($0.value.running)) }))
-        poolOpen.replaceAll(Dictionary(uniqueKeysWithValues: pools.map { ([$0.key], Double($0.value.open)) }))
+        poolOpen.replaceAll(Dictionary(uniqueKeysWithValues: pools.map { ([$0.key], $0.value.openValue) }))
     }
 
     /// Agents connected now.
@@ -175,11 +175,14 @@ public final class ControlPlaneMetrics: Sendable {
 public struct PoolSlots: Sendable, Hashable {
     public var queued: Int
     public var running: Int
-    public var open: Int
+    /// nil for an unlimited pool, reported as `+Inf`.
+    public var open: Int?
 
-    public init(queued: Int, running: Int, open: Int) {
+    public init(queued: Int, running: Int, open: Int?) {
         self.queued = queued
         self.running = running
         self.open = open
     }
+
+    var openValue: Double { open.map(Double.init) ?? .infinity }
 }

@@ -372,7 +372,7 @@ public final class ControlPlane: Sendable {
         }
         if let pools = try? await store.pools() {
             metrics.setPools(Dictionary(uniqueKeysWithValues: pools.map {
-                ($0.name, PoolSlots(queued: $0.queuedSlots, running: $0.runningSlots, open: $0.openSlots))
+                ($0.name, PoolSlots(queued: $0.queuedSlots, running: $0.runningSlots, open: $0.isUnlimited ? nil : $0.openSlots))
             }))
         }
     }

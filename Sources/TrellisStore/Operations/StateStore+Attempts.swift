@@ -127,8 +127,8 @@ extension StateStore {
             var openSlots: [Int] = []
             for row in try session.query(
                 """
-                SELECT p.name, p.slots - coalesce(
-                    (SELECT sum(busy.pool_slots) FROM task_instance busy WHERE busy.pool = p.name AND busy.state IN ('queued', 'running')), 0)
+                SELECT p.name, CASE WHEN p.slots = -1 THEN 2147483647 ELSE p.slots - coalesce(
+                    (SELECT sum(busy.pool_slots) FROM task_instance busy WHERE busy.pool = p.name AND busy.state IN ('queued', 'running')), 0) END
                 FROM pool p
                 """) {
                 openPools.append(try row.decode(0, as: String.self))
@@ -162,7 +162,9 @@ extension StateStore {
             // claimers never deadlock; then count what is in use.
             var freeSlots: [String: Int] = [:]
             for row in try session.query("SELECT name, slots FROM pool WHERE name = ANY($1::text[]) ORDER BY name FOR UPDATE", [PostgresArray(pools)]) {
-                freeSlots[try row.decode(0, as: String.self)] = try row.decode(1, as: Int.self)
+                let slots = try row.decode(1, as: Int.self)
+                // An unlimited pool (-1) never runs out.
+                freeSlots[try row.decode(0, as: String.self)] = slots == PoolRecord.unlimited ? Int(Int32.max) : slots
             }
             var freeTasks: [String: Int] = [:]
             for row in try session.query("SELECT dag_id, max_active_tasks FROM dag WHERE dag_id = ANY($1::text[]) ORDER BY dag_id FOR UPDATE", [PostgresArray(dags)]) {

@@ -1,6 +1,10 @@
 /// A pool of slots and how many are taken (Airflow's pools).
 public struct PoolRecord: Sendable, Hashable, RowDecodable {
+    /// The slots of an unlimited pool (Airflow's -1).
+    public static let unlimited = -1
+
     public var name: String
+    /// `PoolRecord.unlimited` (-1) for a pool that never holds a task back.
     public var slots: Int
     public var description: String
     /// Slots held by queued task instances.
@@ -11,8 +15,12 @@ public struct PoolRecord: Sendable, Hashable, RowDecodable {
     /// waiting for a slot.
     public var scheduledSlots: Int
 
-    /// Negative when the pool was made smaller than what it has in use.
-    public var openSlots: Int { slots - queuedSlots - runningSlots }
+    public var isUnlimited: Bool { slots == Self.unlimited }
+
+    /// Negative when the pool was made smaller than what it has in use; -1
+    /// for an unlimited pool, as Airflow's API reports it (`isUnlimited`
+    /// tells it from a pool one slot over).
+    public var openSlots: Int { isUnlimited ? Self.unlimited : slots - queuedSlots - runningSlots }
 
     static let columns = """
         p.name, p.slots, p.description,
@@ -47,11 +55,14 @@ public struct BlockedPool: Sendable, Hashable {
 }
 
 extension StateStore {
-    /// Creates a pool or changes its slots; a nil `description` keeps the
-    /// current one (none for a new pool). Returns whether it was created.
+    /// Creates a pool or changes its slots (`PoolRecord.unlimited`, -1: no
+    /// limit); a nil `description` keeps the current one (none for a new
+    /// pool). Returns whether it was created.
     @discardableResult
     public func setPool(_ name: String, slots: Int, description: String? = nil) async throws(PostgresError) -> Bool {
-        guard slots >= 0 else { throw PostgresError(.invalidArgument, "pool '\(name)' cannot have \(slots) slots") }
+        guard slots >= PoolRecord.unlimited else {
+            throw PostgresError(.invalidArgument, "pool '\(name)' cannot have \(slots) slots (-1 is unlimited)")
+        }
         return try await pool.withSession { session in
             try session.query(
                 """
@@ -130,7 +141,7 @@ extension StateStore {
                 FROM task_instance ti
                 JOIN dag_run r ON r.id = ti.dag_run_id AND r.state = 'running'
                 LEFT JOIN pool p ON p.name = ti.pool
-                WHERE ti.state = 'scheduled' AND (p.name IS NULL OR ti.pool_slots > p.slots)
+                WHERE ti.state = 'scheduled' AND (p.name IS NULL OR (p.slots <> -1 AND ti.pool_slots > p.slots))
                 GROUP BY ti.pool, p.slots, ti.dag_id
                 ORDER BY ti.pool, ti.dag_id
                 """)
