@@ -303,6 +303,11 @@ public nonisolated struct Trellis_V1_AdoptedAttempt: Sendable {
   /// Where it was started: a pod name or an agent name.
   public var externalID: String = String()
 
+  /// Bytes of the attempt's output (STDOUT and STDERR chunks, not SYSTEM)
+  /// the control plane has stored: an executor that reads the whole output
+  /// again (a pod's log) resumes after them, so nothing is lost or repeated.
+  public var outputBytes: Int64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -826,7 +831,7 @@ nonisolated extension Trellis_V1_AdoptRequest: SwiftProtobuf.Message, SwiftProto
 
 nonisolated extension Trellis_V1_AdoptedAttempt: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".AdoptedAttempt"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}assignment\0\u{3}external_id\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}assignment\0\u{3}external_id\0\u{3}output_bytes\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -836,6 +841,7 @@ nonisolated extension Trellis_V1_AdoptedAttempt: SwiftProtobuf.Message, SwiftPro
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularMessageField(value: &self._assignment) }()
       case 2: try { try decoder.decodeSingularStringField(value: &self.externalID) }()
+      case 3: try { try decoder.decodeSingularInt64Field(value: &self.outputBytes) }()
       default: break
       }
     }
@@ -852,12 +858,16 @@ nonisolated extension Trellis_V1_AdoptedAttempt: SwiftProtobuf.Message, SwiftPro
     if !self.externalID.isEmpty {
       try visitor.visitSingularStringField(value: self.externalID, fieldNumber: 2)
     }
+    if self.outputBytes != 0 {
+      try visitor.visitSingularInt64Field(value: self.outputBytes, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Trellis_V1_AdoptedAttempt, rhs: Trellis_V1_AdoptedAttempt) -> Bool {
     if lhs._assignment != rhs._assignment {return false}
     if lhs.externalID != rhs.externalID {return false}
+    if lhs.outputBytes != rhs.outputBytes {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

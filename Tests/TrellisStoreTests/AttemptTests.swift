@@ -141,4 +141,22 @@ import TrellisStore
             await #expect(throws: PostgresError.self) { try await store.appendLog(attemptID: 999_999, [1]) }
         }
     }
+
+    @Test func anAttemptsOutputBytesLeaveOutSystemMessages() async throws {
+        try await StoreFixture.with { store in
+            let (_, instances) = try await StoreFixture.scheduledRun(store, try StoreFixture.simpleDag("o", taskCount: 2))
+            let claimed = try await store.claimReady(limit: 2)
+            #expect(claimed.count == 2)
+            for claim in claimed { _ = try await store.startAttempt(taskInstanceID: claim.taskInstanceID, fencingToken: claim.fencingToken) }
+            let (a, b) = (claimed[0].attemptID, claimed[1].attemptID)
+            try await store.appendLog(attemptID: a, stream: .stdout, Array("12345".utf8))
+            try await store.appendLog(attemptID: a, stream: .system, Array("trellisd restarted\n".utf8))
+            try await store.appendLog(attemptID: a, stream: .stderr, Array("678".utf8))
+            // The log shows everything in order; the output count skips the message.
+            #expect(try await store.log(taskInstanceID: claimed[0].taskInstanceID, tryNumber: 1) == Array("12345trellisd restarted\n678".utf8))
+            #expect(try await store.outputBytes(attemptIDs: [a, b, 999_999]) == [a: 8])
+            #expect(try await store.outputBytes(attemptIDs: []) == [:])
+            _ = instances
+        }
+    }
 }

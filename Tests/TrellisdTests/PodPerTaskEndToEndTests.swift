@@ -242,22 +242,31 @@ import TrellisWire
     @Test func aRestartedControlPlaneAdoptsRunningPodsInsteadOfRecreatingThem() async throws {
         try await Self.with { setup in
             let api = setup.api
+            // The pod's command waits for this file after its first line.
+            let gate = setup.served.scratch.appendingPathComponent("adopt-gate").path
             _ = try await api.submit("""
                 dag_id: adopt
                 default_args: {executor: pod-per-task, retries: 2, retry_delay: 0s, namespace: jobs, image: "busybox:1.36"}
                 tasks:
-                  - {task_id: slow, cmds: [sh, -c, "echo before; sleep 8; echo after"], on_finish_action: keep_pod}
+                  - {task_id: slow, cmds: [sh, -c, "echo before; while [ ! -e \(gate) ]; do sleep 0.1; done; echo during; sleep 6; echo after"], on_finish_action: keep_pod}
                 """, file: "adopt.yaml")
             let run = try await api.trigger("adopt")
             try await eventually("the pod runs", timeout: .seconds(60)) {
                 try await Self.pods(setup.kube, namespace: "jobs").first?.status?.phase == "Running"
             }
-            try await eventually("the task is running", timeout: .seconds(30)) {
-                try await api.grid("adopt", run).tasks.first?.state == .running
+            try await eventually("the task is running and its first line recorded", timeout: .seconds(30)) {
+                guard try await api.grid("adopt", run).tasks.first?.state == .running else { return false }
+                return try await api.log("adopt", run, "slow").contains("before")
             }
             await api.close()
             setup.trellisd.signal(SIGKILL)
             await setup.trellisd.wait()
+            // A line written while no trellisd runs: only the pod has it.
+            let pod = try #require(try await Self.pods(setup.kube, namespace: "jobs").first)
+            FileManager.default.createFile(atPath: gate, contents: nil)
+            try await eventually("the pod wrote a line while trellisd was down", timeout: .seconds(30)) {
+                String(decoding: try await setup.kube.podLog(pod.metadata.name ?? "", namespace: "jobs"), as: UTF8.self).contains("during")
+            }
             let successor = try await setup.served.start(name: "pods-2", environment: setup.environment)
             let again = try await setup.served.api(successor)
             let end = try await again.waitForEnd("adopt", run, within: .seconds(90), explaining: [successor])
@@ -266,7 +275,13 @@ import TrellisWire
             // One pod ever: adopted, never recreated.
             let pods = try await Self.pods(setup.kube, namespace: "jobs")
             #expect(pods.count == 1, "\(pods.map(\.name))")
-            #expect(try await again.log("adopt", run, "slow").contains("after"))
+            // Every line once: those recorded before, the one written while
+            // trellisd was down, and those after.
+            let log = try await again.log("adopt", run, "slow")
+            for line in ["before", "during", "after"] {
+                #expect(log.components(separatedBy: "\n").filter { $0 == line }.count == 1, "\(line) in:\n\(log)")
+            }
+            #expect(log.contains("reading pod"), "\(log)")
             await again.close()
         }
     }

@@ -414,7 +414,9 @@ public actor Scheduler {
         var byExecutor: [String: [Trellis_V1_AdoptedAttempt]] = [:]
         var orphans: [(AttemptRecord, TaskInstanceRecord)] = []
         let loaded = Set(executors.loaded.map(\.name))
-        for attempt in try await store.attemptsInFlight() {
+        let inFlight = try await store.attemptsInFlight()
+        let outputBytes = try await store.outputBytes(attemptIDs: inFlight.map(\.id))
+        for attempt in inFlight {
             let instance = try await store.taskInstance(attempt.taskInstanceID)
             guard instance.fencingToken == attempt.fencingToken else { continue }
             let executor = attempt.executor.isEmpty ? settings.defaultExecutor : attempt.executor
@@ -429,6 +431,7 @@ public actor Scheduler {
                 fencingToken: attempt.fencingToken, tryNumber: instance.state == .running ? instance.tryNumber : instance.tryNumber + 1,
                 executor: executor)
             adopted.externalID = attempt.agentName ?? attempt.podName ?? ""
+            adopted.outputBytes = Int64(outputBytes[attempt.id] ?? 0)
             byExecutor[executor, default: []].append(adopted)
         }
         var handedBack = 0
@@ -498,7 +501,12 @@ public actor Scheduler {
                     agentName: agentName, podName: isPod ? started.externalID.nilIfEmpty : nil, at: Self.time(of: event)))
                 startedInstances.insert(identity.taskInstanceID)
             case .log(let chunk)?:
-                _ = try await store.appendLog(attemptID: identity.attemptID, Array(chunk.data))
+                let stream: LogStream = switch chunk.stream {
+                case .stderr: .stderr
+                case .system: .system
+                default: .stdout
+                }
+                _ = try await store.appendLog(attemptID: identity.attemptID, stream: stream, Array(chunk.data))
             case .finished(let finished)?:
                 ends.append((identity.taskInstanceID, token, finished, Self.time(of: event)))
                 executorOf[identity.taskInstanceID] = record.executor

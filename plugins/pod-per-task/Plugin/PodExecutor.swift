@@ -38,13 +38,15 @@ final class PodExecutor: @unchecked Sendable {
         var startupDeadline: Int64?
         var lastPod: Pod?
         var following: CurlStream?
-        /// Log bytes of the followed stream emitted so far; nil when the
-        /// stream is closed to further bytes.
+        /// Whether the followed stream may still deliver bytes.
         var followOpen = false
+        /// Bytes of the pod's log the followed stream delivered so far (from
+        /// the log's start).
         var logBytes = 0
         var logEnded = false
-        /// Adopted after a restart: its log is followed from this time on.
-        var logSince: String?
+        /// Adopted after a restart: bytes of the pod's log the control plane
+        /// had recorded before it, skipped when the log is read again.
+        var recordedBefore: Int?
         var cancelReason: String?
     }
 
@@ -143,7 +145,6 @@ final class PodExecutor: @unchecked Sendable {
             return .failure(CallError(TRELLIS_ERROR_INVALID_ARGUMENT, "\(name): adopt expects a trellis.v1.AdoptRequest"))
         }
         defer { trellis__v1__adopt_request__free_unpacked(request, nil) }
-        let since = Messages.rfc3339(micros: PluginMessages.nowMicros())
         var namespaces = Set<String>()
         var invalid: [FinishedEvent] = []
         var adopted = 0
@@ -157,7 +158,7 @@ final class PodExecutor: @unchecked Sendable {
                 let namespace = PodBuilder.namespace(of: task, settings: settings, fallback: defaultNamespace)
                 var attempt = Attempt(task: task, namespace: namespace, podName: Messages.string(entry.external_id))
                 attempt.phase = .created
-                attempt.logSince = since
+                attempt.recordedBefore = Int(entry.output_bytes)
                 state.withLock { $0.attempts[task.attemptID] = attempt }
                 namespaces.insert(namespace)
                 adopted += 1
@@ -411,18 +412,21 @@ final class PodExecutor: @unchecked Sendable {
 
     private func follow(_ attemptID: String, _ attempt: Attempt) {
         let token = attempt.task.fencingToken
-        if let since = attempt.logSince {
+        if let recorded = attempt.recordedBefore {
             emitLog(attemptID, token, stream: TRELLIS__V1__LOG_STREAM__LOG_STREAM_SYSTEM, Data(
-                "trellisd restarted; following pod \(attempt.podName)'s log again from \(since) (lines written while it was down are in `kubectl logs \(attempt.podName) -n \(attempt.namespace)` while the pod exists)\n".utf8))
+                "trellisd restarted; reading pod \(attempt.podName)'s log again after the \(recorded) bytes already recorded\n".utf8))
         }
+        let recorded = attempt.recordedBefore ?? 0
         let stream = client.followPodLog(
-            attempt.podName, namespace: attempt.namespace, container: PodBuilder.containerName, sinceTime: attempt.logSince,
+            attempt.podName, namespace: attempt.namespace, container: PodBuilder.containerName,
             onData: { [weak self] data in
                 guard let self else { return }
                 self.state.withLock { state in
-                    guard state.attempts[attemptID]?.followOpen == true else { return }
-                    self.emitLogLocked(attemptID, token, data)
-                    state.attempts[attemptID]?.logBytes += data.count
+                    guard let received = state.attempts[attemptID]?.logBytes, state.attempts[attemptID]?.followOpen == true else { return }
+                    state.attempts[attemptID]?.logBytes = received + data.count
+                    // What was recorded before a restart is not emitted again.
+                    let fresh = data.dropFirst(max(0, recorded - received))
+                    if !fresh.isEmpty { self.emitLogLocked(attemptID, token, Data(fresh)) }
                 }
             },
             onEnd: { [weak self] result in
@@ -471,12 +475,12 @@ final class PodExecutor: @unchecked Sendable {
         let (ended, emitted, stream) = state.withLock { state -> (Bool, Int, CurlStream?) in
             let current = state.attempts[attemptID]
             state.attempts[attemptID]?.followOpen = false
-            return (current?.logEnded ?? false, current?.logBytes ?? 0, current?.following)
+            return (current?.logEnded ?? false, max(current?.logBytes ?? 0, current?.recordedBefore ?? 0), current?.following)
         }
         stream?.cancel()
         guard !ended, ran || stream != nil else { return }
         do {
-            let whole = try await client.podLog(attempt.podName, namespace: attempt.namespace, container: PodBuilder.containerName, sinceTime: attempt.logSince)
+            let whole = try await client.podLog(attempt.podName, namespace: attempt.namespace, container: PodBuilder.containerName)
             if whole.count > emitted {
                 emitLog(attemptID, attempt.task.fencingToken, stream: TRELLIS__V1__LOG_STREAM__LOG_STREAM_STDOUT, whole.dropFirst(emitted))
             }

@@ -170,10 +170,16 @@ struct  Trellis__V1__AdoptedAttempt
    * Where it was started: a pod name or an agent name.
    */
   char *external_id;
+  /*
+   * Bytes of the attempt's output (STDOUT and STDERR chunks, not SYSTEM)
+   * the control plane has stored: an executor that reads the whole output
+   * again (a pod's log) resumes after them, so nothing is lost or repeated.
+   */
+  int64_t output_bytes;
 };
 #define TRELLIS__V1__ADOPTED_ATTEMPT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&trellis__v1__adopted_attempt__descriptor) \
-    , NULL, (char *)protobuf_c_empty_string }
+    , NULL, (char *)protobuf_c_empty_string, 0 }
 
 
 /*

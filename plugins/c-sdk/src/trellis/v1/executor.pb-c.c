@@ -1098,7 +1098,7 @@ const ProtobufCMessageDescriptor trellis__v1__adopt_request__descriptor =
   (ProtobufCMessageInit) trellis__v1__adopt_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor trellis__v1__adopted_attempt__field_descriptors[2] =
+static const ProtobufCFieldDescriptor trellis__v1__adopted_attempt__field_descriptors[3] =
 {
   {
     "assignment",
@@ -1124,15 +1124,28 @@ static const ProtobufCFieldDescriptor trellis__v1__adopted_attempt__field_descri
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "output_bytes",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Trellis__V1__AdoptedAttempt, output_bytes),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned trellis__v1__adopted_attempt__field_indices_by_name[] = {
   0,   /* field[0] = assignment */
   1,   /* field[1] = external_id */
+  2,   /* field[2] = output_bytes */
 };
 static const ProtobufCIntRange trellis__v1__adopted_attempt__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 2 }
+  { 0, 3 }
 };
 const ProtobufCMessageDescriptor trellis__v1__adopted_attempt__descriptor =
 {
@@ -1142,7 +1155,7 @@ const ProtobufCMessageDescriptor trellis__v1__adopted_attempt__descriptor =
   "Trellis__V1__AdoptedAttempt",
   "trellis.v1",
   sizeof(Trellis__V1__AdoptedAttempt),
-  2,
+  3,
   trellis__v1__adopted_attempt__field_descriptors,
   trellis__v1__adopted_attempt__field_indices_by_name,
   1,  trellis__v1__adopted_attempt__number_ranges,
