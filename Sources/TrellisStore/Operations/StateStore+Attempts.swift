@@ -125,20 +125,26 @@ extension StateStore {
             // keeps to the ready index's priority order.
             var openPools: [String] = []
             var openSlots: [Int] = []
+            var fullDags: [String] = []
+            // One round trip: each pool's open slots, then each DAG at its
+            // max_active_tasks.
             for row in try session.query(
                 """
                 SELECT p.name, CASE WHEN p.slots = -1 THEN 2147483647 ELSE p.slots - coalesce(
                     (SELECT sum(busy.pool_slots) FROM task_instance busy WHERE busy.pool = p.name AND busy.state IN ('queued', 'running')), 0) END
                 FROM pool p
-                """) {
-                openPools.append(try row.decode(0, as: String.self))
-                openSlots.append(try row.decode(1, as: Int.self))
-            }
-            let fullDags = try session.query(
-                """
-                SELECT d.dag_id FROM dag d JOIN task_instance busy ON busy.dag_id = d.dag_id AND busy.state IN ('queued', 'running')
+                UNION ALL
+                SELECT d.dag_id, NULL FROM dag d JOIN task_instance busy ON busy.dag_id = d.dag_id AND busy.state IN ('queued', 'running')
                 GROUP BY d.dag_id, d.max_active_tasks HAVING count(*) >= d.max_active_tasks
-                """).map { row throws(PostgresError) in try row.decode(0, as: String.self) }
+                """) {
+                let name = try row.decode(0, as: String.self)
+                if let open = try row.decodeIfPresent(1, as: Int.self) {
+                    openPools.append(name)
+                    openSlots.append(open)
+                } else {
+                    fullDags.append(name)
+                }
+            }
             let candidates = try session.query(
                 """
                 SELECT ti.id, ti.dag_id, ti.pool, ti.pool_slots, ti.updated_at FROM task_instance ti
