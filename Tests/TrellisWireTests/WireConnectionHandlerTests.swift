@@ -147,6 +147,26 @@ import TrellisProto
         #expect(!channel.isActive)
     }
 
+    @Test func aDrainingConnectionClosesWhenItsLastCallIsCancelled() throws {
+        var services = WireServices()
+        services.register("/test.Slow/Wait", .unary { payload, _ in
+            try await Task.sleep(for: .seconds(3600))
+            return payload
+        })
+        let channel = try makeAcceptor(services: services)
+        try send(Frames.hello(), to: channel)
+        _ = try readFrame(channel)
+        try send(Frames.request(1, "/test.Slow/Wait"), to: channel)
+        let handler = try channel.pipeline.syncOperations.handler(type: WireConnectionHandler.self)
+        handler.goAway()
+        #expect(try readFrame(channel)?.goaway.lastCallID == 1)
+        #expect(channel.isActive)  // the call in flight may finish
+        try send(Frames.cancel(1), to: channel)
+        // No timer needed: the last call is gone, so the connection closes.
+        channel.embeddedEventLoop.run()
+        #expect(!channel.isActive)
+    }
+
     @Test func pingIsAnswered() throws {
         let channel = try makeAcceptor()
         try send(Frames.hello(), to: channel)

@@ -189,6 +189,8 @@ final class WireConnectionHandler: ChannelDuplexHandler {
             handlerTasks.removeValue(forKey: id)?.cancel()
             waitingStreamItems.removeValue(forKey: id)?.1.fail(WireError(.cancelled, "the caller cancelled the call"))
             if let reply { write(reply) }
+            // Draining: that may have been the last call.
+            closeIfDrained()
         case .creditGranted(let id):
             if let (payload, promise) = waitingStreamItems.removeValue(forKey: id) {
                 sendStreamItem(id, payload, promise)
@@ -202,6 +204,7 @@ final class WireConnectionHandler: ChannelDuplexHandler {
             let error = WireError(.unavailable, "the peer is going away (\(status.message)); the call was not run")
             for id in failing { failCaller(id, error) }
             onGoAway?()
+            closeIfDrained()
         }
     }
 
@@ -451,6 +454,7 @@ final class WireConnectionHandler: ChannelDuplexHandler {
         guard let id = handle.callID else { return }
         perform(machine.cancelCall(id))
         failCaller(id, WireError(.cancelled, "the call was cancelled"))
+        closeIfDrained()
     }
 
     func grantCredit(_ handle: CallHandle, items: UInt32) {
