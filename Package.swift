@@ -486,6 +486,8 @@ let package = Package(
             name: "TrellisdTests",
             dependencies: [
                 "TrellisTestSupport", "TrellisCore", "TrellisStore", "TrellisProto", "TrellisWire", "KubeSimulator", "TrellisKube",
+                // In-process ExecutorHost for plugin-level tests.
+                "TrellisControlPlane",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             swiftSettings: strictSwift

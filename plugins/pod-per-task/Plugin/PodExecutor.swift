@@ -159,7 +159,15 @@ final class PodExecutor: @unchecked Sendable {
                 var attempt = Attempt(task: task, namespace: namespace, podName: Messages.string(entry.external_id))
                 attempt.phase = .created
                 attempt.recordedBefore = Int(entry.output_bytes)
-                state.withLock { $0.attempts[task.attemptID] = attempt }
+                // Adopted again by the same process (leadership lost and
+                // regained): it is followed already; a second record would
+                // orphan its log stream and read the log twice.
+                let fresh = state.withLock { state -> Bool in
+                    guard state.attempts[task.attemptID] == nil else { return false }
+                    state.attempts[task.attemptID] = attempt
+                    return true
+                }
+                guard fresh else { continue }
                 namespaces.insert(namespace)
                 adopted += 1
             }
