@@ -489,6 +489,12 @@ final class PodExecutor: @unchecked Sendable {
         guard !ended, ran || stream != nil else { return }
         do {
             let whole = try await client.podLog(attempt.podName, namespace: attempt.namespace, container: PodBuilder.containerName)
+            if let recorded = attempt.recordedBefore, whole.count < recorded {
+                // The kubelet rotated the log away, or the pod is not the
+                // one whose output was recorded: say so rather than guess.
+                emitLog(attemptID, attempt.task.fencingToken, stream: TRELLIS__V1__LOG_STREAM__LOG_STREAM_SYSTEM, Data(
+                    "pod \(attempt.podName)'s log now holds \(whole.count) bytes, fewer than the \(recorded) already recorded; what it wrote after them could not be told apart and is not copied\n".utf8))
+            }
             if whole.count > emitted {
                 emitLog(attemptID, attempt.task.fencingToken, stream: TRELLIS__V1__LOG_STREAM__LOG_STREAM_STDOUT, whole.dropFirst(emitted))
             }
