@@ -106,7 +106,10 @@ enum WireBenchmark {
     /// accepts draw from the group, so the accepted end of connection `i`
     /// lands on `loops[(i + 1) % count]` while its client end is put on
     /// `loops[i % count]`: each connection's ends run on different loops and
-    /// every loop carries as many client ends as server ends. (Sharing the
+    /// with as many connections as loops (or a multiple), every loop
+    /// carries as many client ends as server ends (c4 on 2 cores: two of
+    /// each per loop; c1: the client end on one loop, the server end on the
+    /// other). (Sharing the
     /// singleton group, the accepts and the connects took turns in its round
     /// robin and put every client end on one loop and every server end on the
     /// other: the figure then measured whichever side was heavier.)
