@@ -102,7 +102,8 @@ import TrellisProto
 
     // MARK: The timer (virtual time: the embedded loop's clock)
 
-    @Test func aHandlerStillRunningAtItsDeadlineIsAnsweredDeadlineExceededOnTime() throws {
+    /// An acceptor past its handshake whose `/test.Slow/Wait` never answers.
+    func makeSessionWithASlowMethod() throws -> EmbeddedChannel {
         var services = WireServices()
         services.register("/test.Slow/Wait", .unary { payload, _ in
             try await Task.sleep(for: .seconds(3600))
@@ -111,6 +112,11 @@ import TrellisProto
         let channel = try makeAcceptor(services: services)
         try send(Frames.hello(), to: channel)
         _ = try readFrame(channel)
+        return channel
+    }
+
+    @Test func aHandlerStillRunningAtItsDeadlineIsAnsweredDeadlineExceededOnTime() throws {
+        let channel = try makeSessionWithASlowMethod()
         try send(Frames.request(1, "/test.Slow/Wait", timeoutMillis: 100), to: channel)
         channel.embeddedEventLoop.advanceTime(by: .milliseconds(99))
         #expect(try readFrame(channel) == nil)
@@ -148,14 +154,7 @@ import TrellisProto
     }
 
     @Test func aDrainingConnectionClosesWhenItsLastCallIsCancelled() throws {
-        var services = WireServices()
-        services.register("/test.Slow/Wait", .unary { payload, _ in
-            try await Task.sleep(for: .seconds(3600))
-            return payload
-        })
-        let channel = try makeAcceptor(services: services)
-        try send(Frames.hello(), to: channel)
-        _ = try readFrame(channel)
+        let channel = try makeSessionWithASlowMethod()
         try send(Frames.request(1, "/test.Slow/Wait"), to: channel)
         let handler = try channel.pipeline.syncOperations.handler(type: WireConnectionHandler.self)
         handler.goAway()
