@@ -61,6 +61,37 @@ import TrellisProto
         #expect(await recorded.value == true)
     }
 
+    /// A batch the database refused: plugins' starts and ends go back in
+    /// front of what came since; their log chunks, and everything an agent
+    /// posted (it is told, and reports again), do not.
+    @Test func aFailedBatchPutsBackThePluginsStartsAndEndsFirst() async {
+        let inbox = ExecutorEventInbox()
+        func with(_ n: Int, _ kind: String) -> ExecutorEventRecord {
+            var record = event(n)
+            switch kind {
+            case "started": record.event.started = Trellis_V1_AttemptStarted()
+            case "finished": record.event.finished = Trellis_V1_AttemptFinished()
+            default: record.event.log = Trellis_V1_LogChunk()
+            }
+            return record
+        }
+        inbox.post(with(1, "started"))
+        inbox.post(with(1, "log"))
+        inbox.post(with(2, "finished"))
+        let agent = Task { await inbox.postAndWait([with(3, "finished")]) }
+        while inbox.count < 4 { await Task.yield() }
+        let failed = await inbox.take()!
+        inbox.post(with(4, "finished"))  // arrives meanwhile
+        inbox.settle(failed, recorded: false)
+        #expect(await agent.value == false)
+        #expect(inbox.requeueAfterFailure(failed) == 2)
+        let again = await inbox.take()!
+        #expect(again.records.map(\.event.attempt.attemptID) == ["1.1", "2.2", "4.4"])
+        // Nothing comes back once the inbox has finished.
+        inbox.finish()
+        #expect(inbox.requeueAfterFailure(again) == 0)
+    }
+
     @Test func finishingAnswersWaitingPostsWithFalse() async {
         let inbox = ExecutorEventInbox()
         let post = Task { await inbox.postAndWait([self.event(1)]) }

@@ -14,6 +14,8 @@ public final class ExecutorEventInbox: Sendable {
         public var records: [ExecutorEventRecord]
         /// Post id → how many of its events are in this batch.
         fileprivate var acknowledging: [UInt64: Int] = [:]
+        /// Indices of the records whose sender waits for nothing (`post`).
+        fileprivate var unacknowledged: [Int] = []
         public var count: Int { records.count }
     }
 
@@ -90,6 +92,33 @@ public final class ExecutorEventInbox: Sendable {
         for (continuation, recorded) in done { continuation.resume(returning: recorded) }
     }
 
+    /// After recording `batch` failed (the database down): puts back, ahead
+    /// of everything queued since, the starts and ends nobody would report
+    /// again — those of plain `post`s (plugins); an agent's `postAndWait`
+    /// learns of the failure and reports its events again. Recording a start
+    /// or an end twice is harmless (fencing tokens and expected states make
+    /// the second a no-op). Log chunks are not put back: the failed batch may
+    /// have stored some of them, and repeating those would duplicate lines.
+    /// Returns how many events were put back.
+    @discardableResult
+    public func requeueAfterFailure(_ batch: Batch) -> Int {
+        let again = batch.unacknowledged.map { batch.records[$0] }.filter { record in
+            switch record.event.event {
+            case .started?, .finished?: true
+            default: false
+            }
+        }
+        guard !again.isEmpty else { return 0 }
+        let (requeued, waiter) = state.withLock { state -> (Bool, CheckedContinuation<Void, Never>?) in
+            guard !state.finished else { return (false, nil) }
+            state.events.insert(contentsOf: again.map { ($0, nil) }, at: 0)
+            defer { state.waiter = nil }
+            return (true, state.waiter)
+        }
+        waiter?.resume()
+        return requeued ? again.count : 0
+    }
+
     /// No more events will come; a waiting taker gets what is left, then nil.
     public func finish() {
         let (waiter, abandoned) = state.withLock { state -> (CheckedContinuation<Void, Never>?, [CheckedContinuation<Bool, Never>]) in
@@ -120,8 +149,12 @@ public final class ExecutorEventInbox: Sendable {
                     var batch = Batch(records: [])
                     batch.records.reserveCapacity(count)
                     for (record, post) in state.events.prefix(count) {
+                        if let post {
+                            batch.acknowledging[post, default: 0] += 1
+                        } else {
+                            batch.unacknowledged.append(batch.records.count)
+                        }
                         batch.records.append(record)
-                        if let post { batch.acknowledging[post, default: 0] += 1 }
                     }
                     state.events.removeFirst(count)
                     return .taken(batch)

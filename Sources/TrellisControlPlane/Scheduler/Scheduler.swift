@@ -44,7 +44,7 @@ public actor Scheduler {
     private let settings: Settings
     private let now: @Sendable () -> Date
     private let metrics: ControlPlaneMetrics?
-    private let logger: Logger
+    let logger: Logger
     /// Parsed DAG versions, by (dag id, version): versions never change.
     private var versions: [DagVersionKey: DagVersion] = [:]
     /// The blocked pools logged already: each is logged once for as long

@@ -41,13 +41,22 @@ public struct SchedulingLoop: Sendable {
                 while let batch = await events.take() {
                     // A failed record leaves the attempts as they were; an
                     // agent reports them again (its post is settled as not
-                    // recorded), and for other executors the timeout sweep
-                    // settles them.
+                    // recorded). When the database was unreachable, plugins'
+                    // starts and ends go back into the inbox after a pause,
+                    // until it takes them; any other failure would only
+                    // fail again, so those are not retried.
                     do {
                         try await scheduler.record(batch.records, followUp: leading.isLeading)
                         events.settle(batch, recorded: true)
                     } catch {
                         events.settle(batch, recorded: false)
+                        scheduler.logger.warning("executor events not recorded", metadata: [
+                            "events": "\(batch.count)", "reason": "\(error)",
+                            "retried": "\((error as? PostgresError)?.code == .connectionLost)",
+                        ])
+                        guard (error as? PostgresError)?.code == .connectionLost else { continue }
+                        guard (try? await Task.sleep(for: .seconds(1))) != nil else { break }
+                        events.requeueAfterFailure(batch)
                     }
                 }
             }
