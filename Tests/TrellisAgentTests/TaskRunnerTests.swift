@@ -186,7 +186,10 @@ import TrellisTestSupport
         try fixture.runner.start(startRequest("tree", ["/bin/sh", "-c", "sleep 300 & echo $! > \(pids.path).1; wait"]))
         // A grandchild left behind by a shell that exits at once.
         try fixture.runner.start(startRequest("orphan", ["/bin/sh", "-c", "sleep 300 > /dev/null 2>&1 & echo $! > \(pids.path).2"]))
-        try await eventually("the grandchild started") { FileManager.default.fileExists(atPath: pids.path + ".1") }
+        // The shell creates the file before it writes the pid: wait for the pid.
+        try await eventually("the grandchild started") {
+            (try? String(contentsOfFile: pids.path + ".1", encoding: .utf8)).flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) } != nil
+        }
         var attempt = Trellis_V1_AttemptRef()
         attempt.attemptID = "tree"
         #expect(fixture.runner.cancel(attempt, reason: "test"))
