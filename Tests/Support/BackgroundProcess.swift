@@ -76,6 +76,13 @@ public final class BackgroundProcess: Sendable {
         }
     }
 
+    /// Its output files go with it, however the test ended (a process that
+    /// exited on its own was never `stop`ped: 194 such directories had piled
+    /// up in /tmp).
+    deinit {
+        try? FileManager.default.removeItem(at: directory)
+    }
+
     /// Kills it (SIGKILL) if it still runs, waits, and removes its output.
     public func stop() async {
         signal(SIGKILL)
