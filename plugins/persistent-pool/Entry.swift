@@ -51,21 +51,11 @@ private func createExecutor(
     _ host: UnsafePointer<trellis_host_v1>?, _ config: UnsafePointer<UInt8>?, _ length: Int,
     _ error: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?
 ) -> UnsafeMutableRawPointer? {
-    let creation: PluginCreation
-    switch PluginCreation.begin(host, config, length, defaultName: executorName) {
-    case .failure(let problem): return PluginCreation.fail(problem.message, error)
-    case .success(let begun): creation = begun
-    }
-    let name = creation.name
-    func fail(_ message: String) -> UnsafeMutableRawPointer? { PluginCreation.fail(message, error) }
-
-    let object = creation.settings
-    switch PoolSettings.parse(object, executor: name) {
-    case .failure(let problem):
-        return fail(problem.message)
-    case .success(let settings):
+    PluginCreation.create(host, config, length, defaultName: executorName, error: error) { creation throws(SettingsError) in
+        let name = creation.name
+        let settings = try PoolSettings.parse(creation.settings, executor: name).get()
         let executor = PoolExecutor(name: name, settings: settings, host: PluginHost(creation.host))
         executor.log(TRELLIS_LOG_INFO, "ready: dispatching process tasks to agents of pool '\(settings.agentPool)' (adopt grace \(settings.adoptGraceSeconds) s)")
-        return Unmanaged.passRetained(executor).toOpaque()
+        return executor
     }
 }

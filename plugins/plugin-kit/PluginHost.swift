@@ -122,6 +122,22 @@ public struct PluginCreation {
         return JSONValue.settingsObject(json, executor: name).map { PluginCreation(host: host, name: name, settings: $0) }
     }
 
+    /// A plugin's whole `create`: `begin`, then `body` makes the executor
+    /// (retained for the host); any problem — from `begin` or thrown by
+    /// `body` — goes to the host as `*error`, with nil returned.
+    public static func create(
+        _ host: UnsafePointer<trellis_host_v1>?, _ config: UnsafePointer<UInt8>?, _ length: Int, defaultName: String,
+        error: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?,
+        _ body: (PluginCreation) throws(SettingsError) -> AnyObject
+    ) -> UnsafeMutableRawPointer? {
+        do throws(SettingsError) {
+            let executor = try body(try begin(host, config, length, defaultName: defaultName).get())
+            return Unmanaged.passRetained(executor).toOpaque()
+        } catch let problem {
+            return fail(problem.message, error)
+        }
+    }
+
     /// Sets `*error` for the host; returns nil for `create` to return.
     public static func fail(_ message: String, _ error: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> UnsafeMutableRawPointer? {
         error?.pointee = strdup(message)

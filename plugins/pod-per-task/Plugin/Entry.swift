@@ -47,37 +47,28 @@ private func createExecutor(
     _ host: UnsafePointer<trellis_host_v1>?, _ config: UnsafePointer<UInt8>?, _ length: Int,
     _ error: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?
 ) -> UnsafeMutableRawPointer? {
-    let creation: PluginCreation
-    switch PluginCreation.begin(host, config, length, defaultName: executorName) {
-    case .failure(let problem): return PluginCreation.fail(problem.message, error)
-    case .success(let begun): creation = begun
+    PluginCreation.create(host, config, length, defaultName: executorName, error: error) { creation throws(SettingsError) in
+        let name = creation.name
+        let settings = try PodSettings.parse(creation.settings, executor: name).get()
+        let endpoint: KubeEndpoint
+        do throws(KubeError) {
+            endpoint = try KubeEndpoint.forSettings(
+                apiServer: settings.apiServer, tokenFile: settings.tokenFile, kubeconfig: settings.kubeconfig, context: settings.context)
+        } catch {
+            throw SettingsError("\(name): cannot reach Kubernetes: \(error.description) (set api_server, kubeconfig or context in its settings)")
+        }
+        var options = KubeClient.Options()
+        options.userAgent = "trellis-\(name)/1.0.0"
+        let client: KubeClient
+        do throws(KubeError) {
+            client = try KubeClient(endpoint: endpoint, options: options)
+        } catch {
+            throw SettingsError("\(name): \(error.description)")
+        }
+        let pluginHost = PluginHost(creation.host)
+        let namespace = settings.namespace.isEmpty ? (endpoint.namespace ?? "default") : settings.namespace
+        let executor = PodExecutor(name: name, settings: settings, host: pluginHost, client: client, defaultNamespace: namespace)
+        pluginHost.log(TRELLIS_LOG_INFO, "ready: one pod per task through \(endpoint.server), namespace \(namespace) unless a task names one, at most \(settings.maxConcurrentCreations) creations at once")
+        return executor
     }
-    let name = creation.name
-    func fail(_ message: String) -> UnsafeMutableRawPointer? { PluginCreation.fail(message, error) }
-
-    let settings: PodSettings
-    switch PodSettings.parse(creation.settings, executor: name) {
-    case .failure(let problem): return fail(problem.message)
-    case .success(let parsed): settings = parsed
-    }
-    let endpoint: KubeEndpoint
-    do throws(KubeError) {
-        endpoint = try KubeEndpoint.forSettings(
-            apiServer: settings.apiServer, tokenFile: settings.tokenFile, kubeconfig: settings.kubeconfig, context: settings.context)
-    } catch {
-        return fail("\(name): cannot reach Kubernetes: \(error.description) (set api_server, kubeconfig or context in its settings)")
-    }
-    var options = KubeClient.Options()
-    options.userAgent = "trellis-\(name)/1.0.0"
-    let client: KubeClient
-    do throws(KubeError) {
-        client = try KubeClient(endpoint: endpoint, options: options)
-    } catch {
-        return fail("\(name): \(error.description)")
-    }
-    let pluginHost = PluginHost(creation.host)
-    let namespace = settings.namespace.isEmpty ? (endpoint.namespace ?? "default") : settings.namespace
-    let executor = PodExecutor(name: name, settings: settings, host: pluginHost, client: client, defaultNamespace: namespace)
-    pluginHost.log(TRELLIS_LOG_INFO, "ready: one pod per task through \(endpoint.server), namespace \(namespace) unless a task names one, at most \(settings.maxConcurrentCreations) creations at once")
-    return Unmanaged.passRetained(executor).toOpaque()
 }

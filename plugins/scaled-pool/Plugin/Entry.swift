@@ -47,48 +47,35 @@ private func createExecutor(
     _ host: UnsafePointer<trellis_host_v1>?, _ config: UnsafePointer<UInt8>?, _ length: Int,
     _ error: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?
 ) -> UnsafeMutableRawPointer? {
-    let creation: PluginCreation
-    switch PluginCreation.begin(host, config, length, defaultName: executorName) {
-    case .failure(let problem): return PluginCreation.fail(problem.message, error)
-    case .success(let begun): creation = begun
-    }
-    let name = creation.name
-    func fail(_ message: String) -> UnsafeMutableRawPointer? { PluginCreation.fail(message, error) }
+    PluginCreation.create(host, config, length, defaultName: executorName, error: error) { creation throws(SettingsError) in
+        let name = creation.name
+        let object = creation.settings
+        let poolSettings = try PoolSettings.parse(object, executor: name, defaults: PoolSettings(agentPool: "scaled"), otherKeys: ScalerSettings.keys).get()
+        let scaler = try ScalerSettings.parse(object, executor: name).get()
 
-    let object = creation.settings
-    let poolSettings: PoolSettings
-    switch PoolSettings.parse(object, executor: name, defaults: PoolSettings(agentPool: "scaled"), otherKeys: ScalerSettings.keys) {
-    case .failure(let problem): return fail(problem.message)
-    case .success(let parsed): poolSettings = parsed
-    }
-    let scaler: ScalerSettings
-    switch ScalerSettings.parse(object, executor: name) {
-    case .failure(let problem): return fail(problem.message)
-    case .success(let parsed): scaler = parsed
-    }
-
-    let pluginHost = PluginHost(creation.host)
-    var client: KubeClient?
-    var namespace = scaler.namespace.isEmpty ? "default" : scaler.namespace
-    if scaler.autoscale {
-        let endpoint: KubeEndpoint
-        do throws(KubeError) {
-            endpoint = try KubeEndpoint.forSettings(
-                apiServer: scaler.apiServer, tokenFile: scaler.tokenFile, kubeconfig: scaler.kubeconfig, context: scaler.context)
-            var options = KubeClient.Options()
-            options.userAgent = "trellis-\(name)/1.0.0"
-            client = try KubeClient(endpoint: endpoint, options: options)
-        } catch {
-            return fail("\(name): cannot reach Kubernetes to size deployment \(scaler.deployment): \(error.description) (set api_server, kubeconfig or context, or autoscale: false to leave sizing to KEDA)")
+        let pluginHost = PluginHost(creation.host)
+        var client: KubeClient?
+        var namespace = scaler.namespace.isEmpty ? "default" : scaler.namespace
+        if scaler.autoscale {
+            let endpoint: KubeEndpoint
+            do throws(KubeError) {
+                endpoint = try KubeEndpoint.forSettings(
+                    apiServer: scaler.apiServer, tokenFile: scaler.tokenFile, kubeconfig: scaler.kubeconfig, context: scaler.context)
+                var options = KubeClient.Options()
+                options.userAgent = "trellis-\(name)/1.0.0"
+                client = try KubeClient(endpoint: endpoint, options: options)
+            } catch {
+                throw SettingsError("\(name): cannot reach Kubernetes to size deployment \(scaler.deployment): \(error.description) (set api_server, kubeconfig or context, or autoscale: false to leave sizing to KEDA)")
+            }
+            if scaler.namespace.isEmpty { namespace = endpoint.namespace ?? "default" }
         }
-        if scaler.namespace.isEmpty { namespace = endpoint.namespace ?? "default" }
+        let pool = PoolExecutor(name: name, settings: poolSettings, host: pluginHost)
+        let executor = ScaledPoolExecutor(pool: pool, scaler: scaler, client: client, namespace: namespace)
+        if scaler.autoscale {
+            pool.log(TRELLIS_LOG_INFO, "ready: dispatching to agents of pool '\(poolSettings.agentPool)' and sizing deployment \(namespace)/\(scaler.deployment) between \(scaler.minReplicas) and \(scaler.maxReplicas) replicas, \(scaler.tasksPerWorker) tasks a worker, polled every \(scaler.pollingIntervalSeconds) s, scale-in after \(scaler.cooldownSeconds) s")
+        } else {
+            pool.log(TRELLIS_LOG_INFO, "ready: dispatching to agents of pool '\(poolSettings.agentPool)'; autoscale is off (the deployment's size is left to KEDA or you)")
+        }
+        return executor
     }
-    let pool = PoolExecutor(name: name, settings: poolSettings, host: pluginHost)
-    let executor = ScaledPoolExecutor(pool: pool, scaler: scaler, client: client, namespace: namespace)
-    if scaler.autoscale {
-        pool.log(TRELLIS_LOG_INFO, "ready: dispatching to agents of pool '\(poolSettings.agentPool)' and sizing deployment \(namespace)/\(scaler.deployment) between \(scaler.minReplicas) and \(scaler.maxReplicas) replicas, \(scaler.tasksPerWorker) tasks a worker, polled every \(scaler.pollingIntervalSeconds) s, scale-in after \(scaler.cooldownSeconds) s")
-    } else {
-        pool.log(TRELLIS_LOG_INFO, "ready: dispatching to agents of pool '\(poolSettings.agentPool)'; autoscale is off (the deployment's size is left to KEDA or you)")
-    }
-    return Unmanaged.passRetained(executor).toOpaque()
 }
