@@ -64,7 +64,9 @@ enum AgentsBenchmark {
                 let link = makeLink(index, host: host, port: port, token: joinToken, workDirectory: scratch.path, logger: logger)
                 links.addTask { try await link.run() }
             }
-            try await waitForAgents(store, server: server)
+            // The connection storm may overflow the listen backlog; links
+            // retry with backoff as real ones do.
+            try await PoolBenchmark.waitForAgents(store, count: agents, within: .seconds(180), benchmark: "agents")
             let registerSeconds = (ContinuousClock.now - registerStart).seconds
 
             // The steady window: every agent heartbeats about three times.
@@ -109,18 +111,6 @@ enum AgentsBenchmark {
         info.slots = Int32(slots)
         info.version = "bench"
         return AgentLink(settings: AgentLink.Settings(client: client, info: info), runner: runner, logger: logger)
-    }
-
-    /// Waits until every agent has registered (the connection storm may
-    /// overflow the listen backlog; links retry with backoff as real ones do).
-    static func waitForAgents(_ store: StateStore, server: Spawned) async throws {
-        let deadline = ContinuousClock.now + .seconds(180)
-        while ContinuousClock.now < deadline {
-            if try await store.agents().filter(\.isConnected).count >= agents { return }
-            try await Task.sleep(for: .milliseconds(200))
-        }
-        let connected = try await store.agents().filter(\.isConnected).count
-        throw BenchError(description: "agents: \(connected) of \(agents) agents registered within 180 s")
     }
 
     /// User plus system CPU time a process has used, in seconds.

@@ -93,14 +93,15 @@ enum PoolBenchmark {
         return try DagFile.parse(yaml, file: "bench_pool_fan_out.yaml")
     }
 
-    /// Waits until every agent has registered.
-    static func waitForAgents(_ store: StateStore) async throws {
-        let deadline = ContinuousClock.now + .seconds(60)
+    /// Waits until `count` agents are registered and connected.
+    static func waitForAgents(_ store: StateStore, count: Int = agents, within timeout: Duration = .seconds(60), benchmark: String = "pool") async throws {
+        let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
-            if try await store.agents().filter(\.isConnected).count >= agents { return }
+            if try await store.agents().filter(\.isConnected).count >= count { return }
             try await Task.sleep(for: .milliseconds(100))
         }
-        throw BenchError(description: "pool: \(agents) agents did not register within 60 s")
+        let connected = try await store.agents().filter(\.isConnected).count
+        throw BenchError(description: "\(benchmark): \(connected) of \(count) agents registered within \(timeout)")
     }
 
     /// Each link's latency in seconds: the downstream attempt's start minus

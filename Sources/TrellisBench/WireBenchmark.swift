@@ -31,10 +31,15 @@ enum WireBenchmark {
     }
     static let method = "/trellis.v1.TrellisAPI/Ping"
 
-    static func run() async throws -> [Measurement] {
+    /// The request every configuration sends: a Ping with 32 bytes.
+    static func pingPayload() throws -> Data {
         var ping = Trellis_V1_PingRequest()
         ping.payload = Data(repeating: 0x2A, count: 32)
-        let payload = try ping.serializedData()
+        return try ping.serializedData()
+    }
+
+    static func run() async throws -> [Measurement] {
+        let payload = try pingPayload()
 
         // RPC (sync handler), bare echo and RPC (async handler) alternate,
         // three rounds per shape, and each
@@ -85,9 +90,7 @@ enum WireBenchmark {
         guard arguments.count == 2, let shape = shapes.first(where: { $0.name == arguments[1] }) else {
             throw BenchError(description: "usage: trellis-bench wire-one rpc|rpc-async|bare|raw \(shapes.map(\.name).joined(separator: "|"))")
         }
-        var ping = Trellis_V1_PingRequest()
-        ping.payload = Data(repeating: 0x2A, count: 32)
-        let payload = try ping.serializedData()
+        let payload = try pingPayload()
         let rate: Double
         switch arguments[0] {
         case "rpc": rate = try await rpcCallsPerSecond(shape, payload: payload, asyncHandler: false)
