@@ -106,10 +106,10 @@ public final class KubeClient: Sendable {
 
     /// A Pod's log so far (`tailLines`: only the last lines).
     public func podLog(
-        _ name: String, namespace: String, container: String? = nil, tailLines: Int? = nil, sinceTime: String? = nil
+        _ name: String, namespace: String, container: String? = nil, tailLines: Int? = nil
     ) async throws(KubeError) -> Data {
         try await send("GET", Self.podsPath(namespace) + "/" + escape(name) + "/log" + query([
-            "container": container, "tailLines": tailLines.map(String.init), "sinceTime": sinceTime,
+            "container": container, "tailLines": tailLines.map(String.init),
         ])).body
     }
 
@@ -118,11 +118,11 @@ public final class KubeClient: Sendable {
     /// the container has ended and its log is complete (.success), or the
     /// stream broke.
     public func followPodLog(
-        _ name: String, namespace: String, container: String? = nil, sinceTime: String? = nil,
+        _ name: String, namespace: String, container: String? = nil,
         onData: @escaping @Sendable (Data) -> Void, onEnd: @escaping @Sendable (Result<Void, KubeError>) -> Void
     ) -> CurlStream {
         let path = Self.podsPath(namespace) + "/" + escape(name) + "/log" + query([
-            "follow": "true", "container": container, "sinceTime": sinceTime,
+            "follow": "true", "container": container,
         ])
         let request = makeRequest("GET", path, body: nil, timeout: nil)
         return transport.stream(request, onData: onData) { result in
